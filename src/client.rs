@@ -1,0 +1,242 @@
+//! A small blocking client: for tests, tools and the load generator's handshake logic.
+//!
+//! It speaks the same codec as the server from the other side: frames are masked with keys from
+//! the kernel's random source (RFC 6455 §5.3 wants them unpredictable), received frames must not
+//! be masked.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use crate::decoder::{self, Event, Limits, Partial};
+use crate::frame::{self, MAX_HEADER, OpCode, Role};
+use crate::handler::Message;
+use crate::handshake;
+use crate::mask::Kernel;
+
+/// A received event, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Text message.
+    Text(String),
+    /// Binary message.
+    Binary(Vec<u8>),
+    /// Ping payload.
+    Ping(Vec<u8>),
+    /// Pong payload.
+    Pong(Vec<u8>),
+    /// Close code (1005 when empty) and reason.
+    Close(u16, String),
+}
+
+/// A blocking WebSocket client connection.
+pub struct Client {
+    stream: TcpStream,
+    rx: Option<Box<Partial>>,
+    queue: VecDeque<Received>,
+    limits: Limits,
+    kernel: Kernel,
+    keys: [u8; 256],
+    key_pos: usize,
+    protocol: Option<String>,
+    buf: Vec<u8>,
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+impl Client {
+    /// Connects and upgrades `ws://addr/path`.
+    ///
+    /// # Errors
+    /// I/O errors, or `InvalidData` when the server's answer is not a valid 101.
+    pub fn connect(addr: SocketAddr, path: &str) -> io::Result<Client> {
+        Client::connect_with(addr, path, &[])
+    }
+
+    /// Connects offering subprotocols.
+    ///
+    /// # Errors
+    /// As [`Client::connect`].
+    pub fn connect_with(addr: SocketAddr, path: &str, protocols: &[&str]) -> io::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        Client::handshake(stream, &addr.to_string(), path, protocols)
+    }
+
+    /// Upgrades an already connected stream.
+    ///
+    /// # Errors
+    /// As [`Client::connect`].
+    pub fn handshake(
+        mut stream: TcpStream,
+        host: &str,
+        path: &str,
+        protocols: &[&str],
+    ) -> io::Result<Client> {
+        stream.set_nodelay(true)?;
+        let mut raw = [0u8; 16];
+        crate::sys::random_bytes(&mut raw)?;
+        let key = handshake::encode_key(raw);
+        let key = std::str::from_utf8(&key).map_err(|_| invalid("key"))?.to_owned();
+        let mut req = Vec::new();
+        handshake::write_request(&mut req, host, path, &key, protocols, None);
+        stream.write_all(&req)?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let end = loop {
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let from = buf.len();
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = handshake::find_head_end(&buf, from) {
+                break end;
+            }
+            if buf.len() > 64 << 10 {
+                return Err(invalid("response head too large"));
+            }
+        };
+        let mut headers = [httparse::EMPTY_HEADER; handshake::MAX_HEADERS];
+        let resp = handshake::parse_response(&buf[..end], &mut headers, key.as_bytes())
+            .map_err(|e| invalid(format!("upgrade refused: {} {}", e.status, e.reason)))?;
+        let protocol = resp.protocol.map(str::to_owned);
+        if let Some(p) = &protocol
+            && !protocols.contains(&p.as_str())
+        {
+            return Err(invalid("server chose a subprotocol we did not offer"));
+        }
+        let rest = buf[end..].to_vec();
+        let mut c = Client {
+            stream,
+            rx: None,
+            queue: VecDeque::new(),
+            limits: Limits {
+                role: Role::Client,
+                accept_unmasked: false,
+                max_frame: 1 << 30,
+                max_message: 1 << 30,
+                max_fragments: 1 << 20,
+            },
+            kernel: Kernel::detect(),
+            keys: [0; 256],
+            key_pos: 256,
+            protocol,
+            buf: Vec::new(),
+        };
+        if !rest.is_empty() {
+            c.decode(rest)?;
+        }
+        Ok(c)
+    }
+
+    /// The subprotocol the server selected.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The socket (for timeouts and shutdown).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    fn next_key(&mut self) -> io::Result<[u8; 4]> {
+        if self.key_pos + 4 > self.keys.len() {
+            crate::sys::random_bytes(&mut self.keys)?;
+            self.key_pos = 0;
+        }
+        let k = &self.keys[self.key_pos..self.key_pos + 4];
+        self.key_pos += 4;
+        Ok([k[0], k[1], k[2], k[3]])
+    }
+
+    /// Writes one masked frame.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn send_frame(&mut self, fin: bool, op: OpCode, payload: &[u8]) -> io::Result<()> {
+        let key = self.next_key()?;
+        let mut h = [0u8; MAX_HEADER];
+        let n = frame::encode(&mut h, fin, false, op, Some(key), payload.len() as u64);
+        self.buf.clear();
+        self.buf.extend_from_slice(&h[..n]);
+        self.buf.extend_from_slice(payload);
+        self.kernel.apply(&mut self.buf[n..], key, 0);
+        self.stream.write_all(&self.buf)
+    }
+
+    /// Sends a message in one frame.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn send(&mut self, msg: Message<'_>) -> io::Result<()> {
+        match msg {
+            Message::Text(t) => self.send_frame(true, OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => self.send_frame(true, OpCode::Binary, b),
+        }
+    }
+
+    /// Sends raw bytes as they are (for tests of malformed input).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends a Close frame with a code and reason.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn close(&mut self, code: u16, reason: &str) -> io::Result<()> {
+        let mut p = code.to_be_bytes().to_vec();
+        p.extend_from_slice(reason.as_bytes());
+        self.send_frame(true, OpCode::Close, &p)
+    }
+
+    fn decode(&mut self, mut bytes: Vec<u8>) -> io::Result<()> {
+        let mut data = match self.rx.as_mut() {
+            Some(p) => {
+                let mut head = [0u8; MAX_HEADER];
+                let n = p.take_head(&mut head);
+                let mut v = head[..n].to_vec();
+                v.append(&mut bytes);
+                v
+            }
+            None => bytes,
+        };
+        let queue = &mut self.queue;
+        decoder::feed(&mut self.rx, &mut data, &self.limits, self.kernel, &mut |ev| {
+            queue.push_back(match ev {
+                Event::Text(t) => Received::Text(t.to_owned()),
+                Event::Binary(b) => Received::Binary(b.to_vec()),
+                Event::Ping(p) => Received::Ping(p.to_vec()),
+                Event::Pong(p) => Received::Pong(p.to_vec()),
+                Event::Close(c, r) => Received::Close(c, String::from_utf8_lossy(r).into_owned()),
+            });
+            true
+        })
+        .map_err(|e| invalid(format!("protocol error from server: {e}")))
+    }
+
+    /// Receives the next event, blocking.
+    ///
+    /// # Errors
+    /// I/O errors (a read timeout set on [`Client::stream`] gives `WouldBlock`/`TimedOut`),
+    /// `UnexpectedEof` when the server closed TCP, `InvalidData` on a protocol error.
+    pub fn recv(&mut self) -> io::Result<Received> {
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                return Ok(ev);
+            }
+            let mut chunk = vec![0u8; 64 << 10];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            chunk.truncate(n);
+            self.decode(chunk)?;
+        }
+    }
+}

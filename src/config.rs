@@ -1,0 +1,176 @@
+//! Server configuration: every limit with its default and the reason for it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What happens when a send would push a connection's unsent bytes past `max_backpressure`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackpressurePolicy {
+    /// The message is not queued; the send returns [`crate::SendStatus::Dropped`]. Like uWebSockets.
+    Drop,
+    /// The connection is closed with this code (1008 policy violation or 1013 try again later).
+    Close(u16),
+}
+
+/// Server settings. Build with `Config::default()` and the setters, which carry the fields' names.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:9001`.
+    pub listen: SocketAddr,
+    /// Reactor threads, each with its own `SO_REUSEPORT` listener. Default: the number of cores.
+    pub workers: usize,
+    /// Largest frame payload accepted. Default 16 MiB (Autobahn's largest case is 16 MiB).
+    pub max_frame: u64,
+    /// Largest message accepted, reassembled. Default 16 MiB. Over it: close 1009.
+    pub max_message: u64,
+    /// Most fragments in one message. Default 262,144: a 4 MiB message in 64-byte fragments
+    /// (Autobahn 9.3.1) fits, a flood of empty fragments does not.
+    pub max_fragments: u32,
+    /// Largest HTTP request head. Default 8 KiB, like most proxies; over it: 431.
+    pub max_head_bytes: usize,
+    /// Longest request line. Default 4 KiB; over it: 414.
+    pub max_request_line: usize,
+    /// Most unsent bytes kept for one connection. Default 1 MiB.
+    pub max_backpressure: usize,
+    /// What to do past `max_backpressure`. Default [`BackpressurePolicy::Drop`].
+    pub backpressure_policy: BackpressurePolicy,
+    /// Time allowed from accept to a complete upgrade request. Default 10 s (uWebSockets' figure);
+    /// a head dribbled slower than that is closed.
+    pub handshake_timeout: Duration,
+    /// A connection that receives nothing for this long is closed. A ping is sent after half of it
+    /// so that a live peer answers in time. Default 60 s (pings every 30 s, inside nginx's 60 s
+    /// `proxy_read_timeout`). Zero disables it.
+    pub idle_timeout: Duration,
+    /// Time allowed for the peer's Close after ours, and for unsent bytes to leave once closing.
+    /// Default 5 s.
+    pub close_timeout: Duration,
+    /// Connections still in the HTTP handshake, per reactor. Default 4,096; past it new
+    /// connections get 503 and are closed.
+    pub max_pending_handshakes: usize,
+    /// Bytes read from one socket per readiness event before the others get a turn. Default 64 KiB.
+    pub read_budget: usize,
+    /// Size of the one receive buffer per reactor. Default 256 KiB.
+    pub recv_buffer: usize,
+    /// Accept unmasked frames from clients. Default false (RFC 6455 §5.1 says close).
+    pub accept_unmasked: bool,
+    /// Origins allowed to connect. Default `None`: any origin, and requests without one. Browsers
+    /// always send `Origin`; set this for a browser-facing server to refuse other sites with 403.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Listen backlog. Default 1,024.
+    pub backlog: i32,
+    /// Graceful shutdown: how long to wait for close handshakes. Default 10 s.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_frame: 16 << 20,
+            max_message: 16 << 20,
+            max_fragments: 1 << 18,
+            max_head_bytes: 8 << 10,
+            max_request_line: 4 << 10,
+            max_backpressure: 1 << 20,
+            backpressure_policy: BackpressurePolicy::Drop,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(5),
+            max_pending_handshakes: 4096,
+            read_budget: 64 << 10,
+            recv_buffer: 256 << 10,
+            accept_unmasked: false,
+            allowed_origins: None,
+            backlog: 1024,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        impl Config {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Config {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets `listen`.
+    listen: SocketAddr;
+    /// Sets `workers`.
+    workers: usize;
+    /// Sets `max_frame`.
+    max_frame: u64;
+    /// Sets `max_message`.
+    max_message: u64;
+    /// Sets `max_fragments`.
+    max_fragments: u32;
+    /// Sets `max_head_bytes`.
+    max_head_bytes: usize;
+    /// Sets `max_request_line`.
+    max_request_line: usize;
+    /// Sets `max_backpressure`.
+    max_backpressure: usize;
+    /// Sets `backpressure_policy`.
+    backpressure_policy: BackpressurePolicy;
+    /// Sets `handshake_timeout`.
+    handshake_timeout: Duration;
+    /// Sets `idle_timeout`.
+    idle_timeout: Duration;
+    /// Sets `close_timeout`.
+    close_timeout: Duration;
+    /// Sets `max_pending_handshakes`.
+    max_pending_handshakes: usize;
+    /// Sets `read_budget`.
+    read_budget: usize;
+    /// Sets `recv_buffer`.
+    recv_buffer: usize;
+    /// Sets `accept_unmasked`.
+    accept_unmasked: bool;
+    /// Sets `allowed_origins`.
+    allowed_origins: Option<Vec<String>>;
+    /// Sets `backlog`.
+    backlog: i32;
+    /// Sets `shutdown_timeout`.
+    shutdown_timeout: Duration;
+}
+
+impl Config {
+    /// Checks the settings against each other; returns what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.workers == 0 {
+            return Err("workers must be at least 1".into());
+        }
+        if self.max_frame > self.max_message {
+            return Err("max_frame must not exceed max_message".into());
+        }
+        if self.max_message >= 1 << 62 {
+            return Err("max_message must be below 2^62".into());
+        }
+        if self.recv_buffer < 4096 {
+            return Err("recv_buffer must be at least 4096".into());
+        }
+        if self.read_budget == 0 {
+            return Err("read_budget must be positive".into());
+        }
+        if self.max_head_bytes < 256 {
+            return Err("max_head_bytes must be at least 256".into());
+        }
+        if !matches!(self.backpressure_policy, BackpressurePolicy::Drop)
+            && let BackpressurePolicy::Close(code) = self.backpressure_policy
+            && !crate::close::is_valid_code(code)
+        {
+            return Err(format!("backpressure close code {code} cannot be sent"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! `myriad serve`: an echo WebSocket server on the myriad library.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use log::{error, info};
+use myriad::{BackpressurePolicy, Config, Echo, Server};
+
+#[derive(Parser)]
+#[command(name = "myriad", version, about = "WebSocket server for very many connections")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve WebSockets (echo: each message goes back to its sender).
+    Serve(Serve),
+}
+
+#[derive(Parser)]
+struct Serve {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    listen: SocketAddr,
+    /// Reactor threads (default: number of cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Largest frame payload, bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_frame: u64,
+    /// Largest message, bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_message: u64,
+    /// Most fragments per message.
+    #[arg(long, default_value_t = 1 << 18)]
+    max_fragments: u32,
+    /// Largest HTTP request head, bytes.
+    #[arg(long, default_value_t = 8 << 10)]
+    max_head_bytes: usize,
+    /// Most unsent bytes per connection.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_backpressure: usize,
+    /// Over max-backpressure: drop the message, or close with this code (1008 or 1013).
+    #[arg(long)]
+    backpressure_close: Option<u16>,
+    /// Handshake timeout, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    handshake_timeout: f64,
+    /// Idle timeout, seconds (a ping goes out after half of it; 0 disables).
+    #[arg(long, default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Close handshake timeout, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    close_timeout: f64,
+    /// Graceful shutdown deadline, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    shutdown_timeout: f64,
+    /// Pending handshakes per reactor before new connections get 503.
+    #[arg(long, default_value_t = 4096)]
+    max_pending_handshakes: usize,
+    /// Allowed Origin values (repeat the flag); default: any.
+    #[arg(long = "allow-origin")]
+    allow_origin: Vec<String>,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let Command::Serve(args) = Cli::parse().command;
+    let mut cfg = Config::default()
+        .listen(args.listen)
+        .max_frame(args.max_frame)
+        .max_message(args.max_message)
+        .max_fragments(args.max_fragments)
+        .max_head_bytes(args.max_head_bytes)
+        .max_backpressure(args.max_backpressure)
+        .handshake_timeout(secs(args.handshake_timeout))
+        .idle_timeout(secs(args.idle_timeout))
+        .close_timeout(secs(args.close_timeout))
+        .shutdown_timeout(secs(args.shutdown_timeout))
+        .max_pending_handshakes(args.max_pending_handshakes);
+    if let Some(w) = args.workers {
+        cfg = cfg.workers(w);
+    }
+    if let Some(code) = args.backpressure_close {
+        cfg = cfg.backpressure_policy(BackpressurePolicy::Close(code));
+    }
+    if !args.allow_origin.is_empty() {
+        cfg = cfg.allowed_origins(Some(args.allow_origin));
+    }
+    if let Ok(n) = myriad::sys::raise_nofile_limit() {
+        info!("open files limit: {n}");
+    }
+    // Reactor threads inherit the blocked mask; this thread takes the signals with sigwait.
+    if let Err(e) = myriad::sys::block_shutdown_signals() {
+        error!("blocking signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    let workers = cfg.workers;
+    let running = match Server::new(cfg, Echo).start() {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(
+        "myriad serving echo on ws://{} with {workers} reactor(s)",
+        running.local_addr()
+    );
+    match myriad::sys::wait_for_shutdown_signal() {
+        Ok(sig) => info!("signal {sig}: shutting down"),
+        Err(e) => error!("waiting for signals: {e}"),
+    }
+    running.shutdown();
+    info!("stopped");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,266 @@
+//! Starting the reactors, and the thread-safe handle that reaches them.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::{Poll, Waker};
+
+use crate::config::Config;
+use crate::error::SendError;
+use crate::handler::{Handler, Message, SendStatus};
+use crate::reactor::{self, Reactor};
+
+/// Identifies a connection across threads. A stale id (its connection closed, the slot perhaps
+/// reused) never reaches another connection: the generation in it no longer matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub(crate) reactor: u32,
+    pub(crate) token: u64,
+}
+
+impl ConnId {
+    /// Index of the reactor that owns the connection.
+    pub fn reactor(&self) -> u32 {
+        self.reactor
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}",
+            self.reactor,
+            self.token & 0xffff_ffff,
+            self.token >> 32
+        )
+    }
+}
+
+/// What other threads ask of a reactor.
+pub(crate) enum Cmd {
+    Send {
+        token: u64,
+        text: bool,
+        payload: Vec<u8>,
+        reply: Option<SyncSender<Result<SendStatus, SendError>>>,
+    },
+    Close {
+        token: u64,
+        code: u16,
+        reason: String,
+        reply: Option<SyncSender<Result<(), SendError>>>,
+    },
+    Shutdown {
+        deadline: Instant,
+    },
+}
+
+struct Mailbox {
+    tx: Sender<Cmd>,
+    waker: Waker,
+}
+
+/// Reaches the reactors from any thread: cheap to clone.
+#[derive(Clone)]
+pub struct ServerHandle {
+    mailboxes: Arc<Vec<Mailbox>>,
+    shutdown_timeout: Duration,
+}
+
+impl ServerHandle {
+    fn post(&self, reactor: u32, cmd: Cmd) -> Result<(), SendError> {
+        let mb = self
+            .mailboxes
+            .get(reactor as usize)
+            .ok_or(SendError::StaleId)?;
+        mb.tx.send(cmd).map_err(|_| SendError::ServerStopped)?;
+        mb.waker.wake().map_err(|_| SendError::ServerStopped)
+    }
+
+    /// Sends a message to a connection and waits for its reactor to queue it.
+    ///
+    /// # Errors
+    /// [`SendError::StaleId`] if the connection is gone, [`SendError::Closed`] if it is closing,
+    /// [`SendError::ServerStopped`], or [`SendError::WouldDeadlock`] when called on a reactor
+    /// thread (use [`ServerHandle::send_nowait`] there).
+    pub fn send(&self, id: ConnId, msg: Message<'_>) -> Result<SendStatus, SendError> {
+        if reactor::on_reactor_thread() {
+            return Err(SendError::WouldDeadlock);
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.post(id.reactor, send_cmd(id, msg, Some(tx)))?;
+        rx.recv().map_err(|_| SendError::ServerStopped)?
+    }
+
+    /// Sends without waiting: errors for stale ids are only logged (at debug level).
+    ///
+    /// # Errors
+    /// [`SendError::ServerStopped`] when the reactor is gone.
+    pub fn send_nowait(&self, id: ConnId, msg: Message<'_>) -> Result<(), SendError> {
+        self.post(id.reactor, send_cmd(id, msg, None))
+    }
+
+    /// Starts the close handshake on a connection and waits for its reactor to do it.
+    ///
+    /// # Errors
+    /// As [`ServerHandle::send`], plus invalid codes and long reasons.
+    pub fn close(&self, id: ConnId, code: u16, reason: &str) -> Result<(), SendError> {
+        if reactor::on_reactor_thread() {
+            return Err(SendError::WouldDeadlock);
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.post(
+            id.reactor,
+            Cmd::Close {
+                token: id.token,
+                code,
+                reason: reason.to_owned(),
+                reply: Some(tx),
+            },
+        )?;
+        rx.recv().map_err(|_| SendError::ServerStopped)?
+    }
+
+    /// Graceful shutdown: every reactor stops accepting, sends 1001 to each open connection and
+    /// waits for the close handshakes up to the configured `shutdown_timeout`, then drops the
+    /// rest. Returns at once; [`Running::join`] waits for the end.
+    pub fn shutdown(&self) {
+        self.shutdown_within(self.shutdown_timeout);
+    }
+
+    /// As [`ServerHandle::shutdown`] with an explicit deadline.
+    pub fn shutdown_within(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for i in 0..self.mailboxes.len() {
+            let _ = self.post(i as u32, Cmd::Shutdown { deadline });
+        }
+    }
+
+    /// Number of reactors.
+    pub fn reactors(&self) -> usize {
+        self.mailboxes.len()
+    }
+}
+
+fn send_cmd(
+    id: ConnId,
+    msg: Message<'_>,
+    reply: Option<SyncSender<Result<SendStatus, SendError>>>,
+) -> Cmd {
+    let (text, payload) = match msg {
+        Message::Text(t) => (true, t.as_bytes().to_vec()),
+        Message::Binary(b) => (false, b.to_vec()),
+    };
+    Cmd::Send {
+        token: id.token,
+        text,
+        payload,
+        reply,
+    }
+}
+
+/// A server: configuration plus handler.
+pub struct Server<H: Handler> {
+    config: Config,
+    handler: H,
+}
+
+/// A started server.
+pub struct Running {
+    handle: ServerHandle,
+    threads: Vec<JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+impl<H: Handler> Server<H> {
+    /// A server with this configuration and handler (cloned once per reactor).
+    pub fn new(config: Config, handler: H) -> Server<H> {
+        Server { config, handler }
+    }
+
+    /// Binds one `SO_REUSEPORT` listener per reactor (the first picks the port when it is 0)
+    /// and starts the reactor threads.
+    ///
+    /// # Errors
+    /// An invalid configuration (`InvalidInput`), or a failure to bind or to create a poll.
+    pub fn start(self) -> io::Result<Running> {
+        self.config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let first = crate::sys::reuseport_listener(self.config.listen, self.config.backlog)?;
+        let addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..self.config.workers {
+            listeners.push(crate::sys::reuseport_listener(addr, self.config.backlog)?);
+        }
+        let mut mailboxes = Vec::new();
+        let mut threads = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let poll = Poll::new()?;
+            let waker = Waker::new(poll.registry(), reactor::WAKER)?;
+            let (tx, rx) = mpsc::channel();
+            mailboxes.push(Mailbox { tx, waker });
+            let handler = self.handler.clone();
+            let cfg = self.config.clone();
+            // The reactor (and its slab of `H::Data`) is built on its own thread and never leaves it.
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("myriad-reactor-{i}"))
+                    .spawn(move || {
+                        match Reactor::new(i as u32, poll, listener, handler, cfg, rx) {
+                            Ok(r) => r.run(),
+                            Err(e) => log::error!("reactor {i} failed to start: {e}"),
+                        }
+                    })?,
+            );
+        }
+        Ok(Running {
+            handle: ServerHandle {
+                mailboxes: Arc::new(mailboxes),
+                shutdown_timeout: self.config.shutdown_timeout,
+            },
+            threads,
+            addr,
+        })
+    }
+
+    /// Starts and blocks until the server stops.
+    ///
+    /// # Errors
+    /// As [`Server::start`].
+    pub fn run(self) -> io::Result<()> {
+        self.start()?.join();
+        Ok(())
+    }
+}
+
+impl Running {
+    /// The bound address (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Waits for every reactor to stop (after a shutdown).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Shuts down gracefully and waits.
+    pub fn shutdown(self) {
+        self.handle.shutdown();
+        self.join();
+    }
+}

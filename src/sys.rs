@@ -1,0 +1,146 @@
+//! Everything that reaches the OS directly: listening sockets, file limits, signals.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// A non-blocking listener with `SO_REUSEADDR` and `SO_REUSEPORT`, so every reactor (and every
+/// process of a scale test) can bind the same port and let the kernel spread connections.
+pub fn reuseport_listener(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Whether an accept error means "out of file descriptors or memory": back off, do not spin.
+pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// The soft and hard `RLIMIT_NOFILE`.
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `r` is a valid, writable rlimit struct for the duration of the call.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((r.rlim_cur, r.rlim_max))
+}
+
+/// Sets the soft `RLIMIT_NOFILE` (at most the hard limit).
+pub fn set_nofile_limit(soft: u64) -> io::Result<()> {
+    let (_, hard) = nofile_limit()?;
+    let r = libc::rlimit {
+        rlim_cur: soft.min(hard),
+        rlim_max: hard,
+    };
+    // SAFETY: `r` is a valid rlimit struct; setrlimit only reads it.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let (_, hard) = nofile_limit()?;
+    set_nofile_limit(hard)?;
+    Ok(hard)
+}
+
+fn shutdown_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before sigaddset reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread (and the threads it spawns afterwards), so
+/// that [`wait_for_shutdown_signal`] can take them synchronously.
+pub fn block_shutdown_signals() -> io::Result<()> {
+    let set = shutdown_signals();
+    // SAFETY: `set` is an initialised sigset; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Waits until SIGINT or SIGTERM arrives (they must be blocked first); returns the signal.
+pub fn wait_for_shutdown_signal() -> io::Result<i32> {
+    let set = shutdown_signals();
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is an initialised sigset and `sig` a valid out-pointer.
+    let rc = unsafe { libc::sigwait(&set, &mut sig) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(sig)
+}
+
+/// Fills `buf` with random bytes from the kernel (for client masking keys).
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: the pointer and length describe the writable slice `rest`.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += n as usize;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nofile_round_trip_and_random() {
+        let (soft, hard) = nofile_limit().unwrap();
+        assert!(soft <= hard);
+        set_nofile_limit(soft).unwrap();
+        assert_eq!(nofile_limit().unwrap().0, soft);
+        let mut a = [0u8; 32];
+        let mut b = [0u8; 32];
+        random_bytes(&mut a).unwrap();
+        random_bytes(&mut b).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn two_listeners_share_a_port() {
+        let a = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = a.local_addr().unwrap();
+        let b = reuseport_listener(addr, 16).unwrap();
+        assert_eq!(b.local_addr().unwrap(), addr);
+    }
+}
