@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The project's whole test run (CI runs it through .ci/run):
+#   1. deps           install missing system packages (Debian, only when needed)
+#   2. py-venv        target/py-venv with tests/python/requirements.txt
+#   3. build-release  cargo build --release --bins
+#   4. cargo-test     cargo test (debug build: unit and integration tests)
+#   5. python-echo    tests/python/test_echo.py against target/release/myriad
+#   6. autobahn       scripts/autobahn.sh, cases 1.* to 10.* (skipped, with a
+#                     message, when no Python 2.7 interpreter exists)
+# The end-to-end steps use the release binary: the Autobahn 9.* cases move
+# large messages and run much faster against an optimised server.
+#
+# Environment: MYRIAD_BIN overrides the server binary of steps 5 and 6
+# (default target/release/myriad). Every step runs under `timeout`; logs are in
+# target/test-logs/. Exit status is non-zero if any step failed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+LOGS=$ROOT/target/test-logs
+mkdir -p "$LOGS"
+
+export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+export MYRIAD_BIN=${MYRIAD_BIN:-target/release/myriad}
+
+STEPS=()     # "name|status|seconds"
+FAILED=0
+
+# run_step NAME TIMEOUT_S CMD...: runs CMD under timeout, output to the console
+# and to target/test-logs/NAME.log; records PASS/FAIL (or SKIP when the step
+# printed a line starting with "SKIP:" or autobahn's skip message).
+run_step() {
+  local name=$1 limit=$2 start rc=0 status
+  shift 2
+  echo
+  echo "==== $name (limit ${limit}s): $*"
+  start=$(date +%s)
+  timeout -k 30 "$limit" "$@" </dev/null 2>&1 | tee "$LOGS/$name.log" || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    status=PASS
+    if grep -q -E '^(SKIP:|autobahn: no Python 2.7 found, skipping Autobahn)' "$LOGS/$name.log"; then
+      status=SKIP
+    fi
+  else
+    status=FAIL
+    FAILED=$((FAILED + 1))
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+      echo "==== $name: timed out after ${limit}s"
+    fi
+  fi
+  STEPS+=("$name|$status|$(( $(date +%s) - start ))")
+  echo "==== $name: $status (exit $rc)"
+  [ "$status" != FAIL ]
+}
+
+not_run() {
+  STEPS+=("$1|FAIL (not run: $2)|0")
+  FAILED=$((FAILED + 1))
+}
+
+summary() {
+  local s name status secs passed=0 failed=0 skipped=0
+  echo
+  echo "==== summary"
+  for s in "${STEPS[@]}"; do
+    IFS='|' read -r name status secs <<<"$s"
+    printf '  %-15s %-30s %5ss\n' "$name" "$status" "$secs"
+    case "$status" in PASS) passed=$((passed + 1)) ;; SKIP) skipped=$((skipped + 1)) ;; *) failed=$((failed + 1)) ;; esac
+  done
+  echo "logs: $LOGS"
+  if [ "$skipped" -gt 0 ]; then
+    echo "test.sh: $passed passed, $failed failed, $skipped skipped"
+  else
+    echo "test.sh: $passed passed, $failed failed"
+  fi
+}
+
+# --- 1. system packages -------------------------------------------------------
+install_deps() {
+  local pkgs=()
+  command -v cargo >/dev/null 2>&1 || {
+    echo "cargo not found: install the Rust toolchain (rustup) first"; return 1; }
+  command -v cc >/dev/null 2>&1 || pkgs+=(gcc libc6-dev)
+  if ! command -v python3 >/dev/null 2>&1; then
+    pkgs+=(python3 python3-venv)
+  elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    pkgs+=(python3-venv)   # Debian's python3 ships venv/ensurepip separately
+  fi
+  if [ "${#pkgs[@]}" -eq 0 ]; then
+    echo "all needed commands present (cargo, cc, python3 with venv)"
+  else
+    [ "$(id -u)" = 0 ] || { echo "missing ${pkgs[*]} and not root: install them"; return 1; }
+    echo "installing: ${pkgs[*]}"
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+  fi
+  python3 -c 'import sys; assert sys.version_info >= (3, 11), "websockets 17 needs Python >= 3.11, have " + sys.version' 
+  echo "python3: $(command -v python3) ($(python3 --version 2>&1)); cargo: $(cargo --version)"
+}
+
+# --- 2. python venv -------------------------------------------------------------
+setup_py_venv() {
+  local venv=$ROOT/target/py-venv
+  if ! "$venv/bin/python" -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1; then
+    echo "creating $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/python" -m pip install -q -r tests/python/requirements.txt
+  "$venv/bin/python" -c 'import websockets; print("websockets", websockets.__version__)'
+}
+
+export -f install_deps setup_py_venv
+export ROOT
+
+if run_step deps 900 bash -c 'set -euo pipefail; install_deps'; then
+  run_step py-venv 600 bash -c 'set -euo pipefail; setup_py_venv' || true
+else
+  not_run py-venv "deps failed"
+fi
+
+# --- 3./4. cargo ------------------------------------------------------------------
+build_ok=0
+run_step build-release 1800 cargo build --release --bins && build_ok=1
+run_step cargo-test 1800 cargo test || true
+
+# --- 5./6. end to end -------------------------------------------------------------
+if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
+  if [ -x target/py-venv/bin/python ]; then
+    run_step python-echo 600 target/py-venv/bin/python tests/python/test_echo.py || true
+  else
+    not_run python-echo "no target/py-venv"
+  fi
+  run_step autobahn 2400 bash scripts/autobahn.sh || true
+else
+  not_run python-echo "release build failed"
+  not_run autobahn "release build failed"
+fi
+
+summary
+[ "$FAILED" -eq 0 ]
