@@ -1,0 +1,653 @@
+//! `myriad-load`: a load generator for WebSocket servers, on mio and myriad's own codec.
+//!
+//! Modes:
+//! - `echo`: N connections each send an S-byte binary message, wait for it to come back, check
+//!   it, repeat (optionally several in flight per connection). Reports messages/s, latency
+//!   percentiles and errors.
+//! - `hold`: opens N connections spread over many source addresses, completes the handshakes,
+//!   then holds them idle, answering pings, for a bounded time. Reports the ramp as it goes.
+//!
+//! Progress lines go to stderr once a second; one JSON line goes to stdout at the end.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use myriad::decoder::{self, Event, Limits, Partial};
+use myriad::frame::{self, MAX_HEADER, OpCode, Role};
+use myriad::handshake;
+use myriad::mask::Kernel;
+use slab::Slab;
+
+#[derive(Parser)]
+#[command(name = "myriad-load", about = "WebSocket load generator")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Round trips: send, wait for the echo, check it, repeat.
+    Echo(EchoArgs),
+    /// Open connections and hold them idle, answering pings.
+    Hold(HoldArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    server: SocketAddr,
+    /// Connections to open.
+    #[arg(short = 'c', long, default_value_t = 100)]
+    connections: usize,
+    /// Source addresses: a range like 127.0.0.2-127.0.0.40 or a comma list. Default: the kernel's
+    /// choice.
+    #[arg(long)]
+    sources: Option<String>,
+    /// New connections per second while ramping.
+    #[arg(long, default_value_t = 20_000)]
+    rate: u64,
+    /// Connections handshaking at once.
+    #[arg(long, default_value_t = 1024)]
+    in_flight: usize,
+    /// Give up ramping after this many seconds.
+    #[arg(long, default_value_t = 120.0)]
+    ramp_timeout: f64,
+}
+
+#[derive(Args)]
+struct EchoArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Message size in bytes.
+    #[arg(short = 's', long, default_value_t = 16)]
+    size: usize,
+    /// Seconds of measurement after all connections are open.
+    #[arg(short = 'd', long, default_value_t = 10.0)]
+    duration: f64,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Send text instead of binary.
+    #[arg(long)]
+    text: bool,
+}
+
+#[derive(Args)]
+struct HoldArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Seconds to hold the connections once all are open.
+    #[arg(long, default_value_t = 30.0)]
+    hold: f64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Connecting,
+    Handshaking,
+    Open,
+    Closed,
+}
+
+struct Conn {
+    stream: TcpStream,
+    state: State,
+    /// Handshake bytes until the 101 head is complete.
+    head: Vec<u8>,
+    key: [u8; 24],
+    rx: Option<Box<Partial>>,
+    /// Send times of messages in flight, oldest first.
+    in_flight: VecDeque<Instant>,
+    /// Bytes not yet written.
+    out: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Stats {
+    opened: u64,
+    failed: u64,
+    closed_by_server: u64,
+    pings: u64,
+    messages: u64,
+    errors: u64,
+    bytes_in: u64,
+}
+
+struct Keys {
+    pool: [u8; 4096],
+    pos: usize,
+}
+
+impl Keys {
+    fn next(&mut self) -> [u8; 4] {
+        if self.pos + 4 > self.pool.len() {
+            myriad::sys::random_bytes(&mut self.pool).expect("getrandom");
+            self.pos = 0;
+        }
+        let k = &self.pool[self.pos..self.pos + 4];
+        self.pos += 4;
+        [k[0], k[1], k[2], k[3]]
+    }
+}
+
+fn parse_sources(spec: Option<&str>) -> Result<Vec<Option<Ipv4Addr>>, String> {
+    let Some(spec) = spec else {
+        return Ok(vec![None]);
+    };
+    let mut out = Vec::new();
+    for part in spec.split(',') {
+        if let Some((a, b)) = part.split_once('-') {
+            let a: Ipv4Addr = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
+            let b: Ipv4Addr = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+            let (a, b) = (u32::from(a), u32::from(b));
+            if b < a || b - a > 1 << 20 {
+                return Err(format!("bad range {part}"));
+            }
+            out.extend((a..=b).map(|x| Some(Ipv4Addr::from(x))));
+        } else {
+            out.push(Some(part.trim().parse().map_err(|e| format!("{part}: {e}"))?));
+        }
+    }
+    Ok(out)
+}
+
+fn connect_from(server: SocketAddr, src: Option<Ipv4Addr>) -> io::Result<TcpStream> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(server),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    s.set_nonblocking(true)?;
+    s.set_tcp_nodelay(true)?;
+    if let Some(ip) = src {
+        // Many source addresses: each gives its own ~28k ephemeral ports toward one server port.
+        s.set_reuse_address(true)?;
+        s.bind(&SocketAddr::new(IpAddr::V4(ip), 0).into())?;
+    }
+    match s.connect(&server.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(s.into()))
+}
+
+fn libc_einprogress() -> i32 {
+    115
+}
+
+struct Run {
+    poll: Poll,
+    conns: Slab<Conn>,
+    stats: Stats,
+    keys: Keys,
+    kernel: Kernel,
+    limits: Limits,
+    server: SocketAddr,
+    /// Echo mode: message size and pipeline depth; None in hold mode.
+    echo: Option<(usize, usize, bool)>,
+    payload: Vec<u8>,
+    hist: Histogram<u64>,
+    measuring: bool,
+    scratch: Vec<u8>,
+    frame_buf: Vec<u8>,
+}
+
+fn token(key: usize) -> Token {
+    Token(key)
+}
+
+impl Run {
+    fn open(&mut self, src: Option<Ipv4Addr>) {
+        match connect_from(self.server, src) {
+            Ok(mut stream) => {
+                let key = self.conns.vacant_key();
+                if self
+                    .poll
+                    .registry()
+                    .register(&mut stream, token(key), Interest::READABLE | Interest::WRITABLE)
+                    .is_err()
+                {
+                    self.stats.failed += 1;
+                    return;
+                }
+                let mut raw = [0u8; 16];
+                raw.copy_from_slice(&self.keys_bytes16());
+                self.conns.insert(Conn {
+                    stream,
+                    state: State::Connecting,
+                    head: Vec::new(),
+                    key: handshake::encode_key(raw),
+                    rx: None,
+                    in_flight: VecDeque::new(),
+                    out: Vec::new(),
+                });
+            }
+            Err(e) => {
+                if self.stats.failed < 5 {
+                    eprintln!("connect: {e}");
+                }
+                self.stats.failed += 1;
+            }
+        }
+    }
+
+    fn keys_bytes16(&mut self) -> [u8; 16] {
+        let mut r = [0u8; 16];
+        for i in 0..4 {
+            r[i * 4..i * 4 + 4].copy_from_slice(&self.keys.next());
+        }
+        r
+    }
+
+    fn fail(&mut self, key: usize, counted_as_server_close: bool) {
+        if let Some(c) = self.conns.get_mut(key) {
+            let was = c.state;
+            c.state = State::Closed;
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            if was == State::Open && counted_as_server_close {
+                self.stats.closed_by_server += 1;
+            } else if was != State::Open {
+                self.stats.failed += 1;
+            } else {
+                self.stats.errors += 1;
+            }
+            self.conns.remove(key);
+        }
+    }
+
+    /// Queues a masked frame on connection `key` and writes what the socket takes.
+    fn send_frame(&mut self, key: usize, op: OpCode, payload_from_self: bool, small: &[u8]) {
+        let mask = self.keys.next();
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let payload: &[u8] = if payload_from_self { &self.payload } else { small };
+        let mut h = [0u8; MAX_HEADER];
+        let hl = frame::encode(&mut h, true, false, op, Some(mask), payload.len() as u64);
+        let start = c.out.len();
+        c.out.extend_from_slice(&h[..hl]);
+        c.out.extend_from_slice(payload);
+        self.kernel.apply(&mut c.out[start + hl..], mask, 0);
+        if payload_from_self {
+            c.in_flight.push_back(Instant::now());
+        }
+    }
+
+    fn flush(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        while !c.out.is_empty() {
+            match c.stream.write(&c.out) {
+                Ok(n) => {
+                    c.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.fail(key, true);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, key: usize, readable: bool, writable: bool) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.state == State::Connecting && (writable || readable) {
+            match c.stream.peer_addr() {
+                Ok(_) => {
+                    c.state = State::Handshaking;
+                    let host = self.server.to_string();
+                    let key_str = std::str::from_utf8(&c.key).unwrap_or("").to_owned();
+                    handshake::write_request(&mut c.out, &host, "/", &key_str, &[], None);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    if let Ok(Some(_)) | Err(_) = c.stream.take_error() {
+                        self.fail(key, false);
+                    }
+                    return;
+                }
+                Err(_) => {
+                    self.fail(key, false);
+                    return;
+                }
+            }
+        }
+        if writable || self.conns.get(key).is_some_and(|c| !c.out.is_empty()) {
+            self.flush(key);
+        }
+        if readable {
+            self.read(key);
+        }
+    }
+
+    fn read(&mut self, key: usize) {
+        loop {
+            let Some(c) = self.conns.get_mut(key) else {
+                return;
+            };
+            let mut pre = 0;
+            if let Some(p) = c.rx.as_mut() {
+                let mut head = [0u8; MAX_HEADER];
+                pre = p.take_head(&mut head);
+                self.scratch[..pre].copy_from_slice(&head[..pre]);
+            }
+            let n = match c.stream.read(&mut self.scratch[pre..]) {
+                Ok(0) => {
+                    self.fail(key, true);
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if pre > 0
+                        && let Some(p) = c.rx.as_mut()
+                    {
+                        p.put_head(&self.scratch[..pre]);
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.fail(key, true);
+                    return;
+                }
+            };
+            self.stats.bytes_in += n as u64;
+            let mut start = 0;
+            let end = pre + n;
+            if c.state == State::Handshaking {
+                let from = c.head.len();
+                c.head.extend_from_slice(&self.scratch[pre..end]);
+                let Some(hend) = handshake::find_head_end(&c.head, from) else {
+                    if c.head.len() > 16 << 10 {
+                        self.fail(key, false);
+                        return;
+                    }
+                    continue;
+                };
+                let mut headers = [httparse::EMPTY_HEADER; handshake::MAX_HEADERS];
+                let ok = handshake::parse_response(&c.head[..hend], &mut headers, &c.key).is_ok();
+                if !ok {
+                    self.fail(key, false);
+                    return;
+                }
+                // Frame bytes after the head go back into the scratch buffer.
+                let extra = c.head.len() - hend;
+                let tail: Vec<u8> = c.head[hend..].to_vec();
+                c.head = Vec::new();
+                c.state = State::Open;
+                self.stats.opened += 1;
+                self.scratch[..extra].copy_from_slice(&tail);
+                start = 0;
+                if extra == 0 {
+                    self.after_open(key);
+                    continue;
+                }
+                self.after_open(key);
+                self.decode(key, start, extra);
+                continue;
+            }
+            self.decode(key, start, end);
+        }
+    }
+
+    fn after_open(&mut self, key: usize) {
+        if let Some((_, depth, _)) = self.echo {
+            let op = self.echo_opcode();
+            for _ in 0..depth {
+                self.send_frame(key, op, true, &[]);
+            }
+            self.flush(key);
+        }
+    }
+
+    fn echo_opcode(&self) -> OpCode {
+        match self.echo {
+            Some((_, _, true)) => OpCode::Text,
+            _ => OpCode::Binary,
+        }
+    }
+
+    fn decode(&mut self, key: usize, start: usize, end: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut rx = c.rx.take();
+        let mut got_messages = 0u64;
+        let mut mismatched = 0u64;
+        let mut pings: Vec<Vec<u8>> = Vec::new();
+        let mut closed = false;
+        let payload = &self.payload;
+        let mut latencies: Vec<Instant> = Vec::new();
+        let in_flight = &mut c.in_flight;
+        let r = decoder::feed(
+            &mut rx,
+            &mut self.scratch[start..end],
+            &self.limits,
+            self.kernel,
+            &mut |ev| {
+                match ev {
+                    Event::Binary(b) => {
+                        got_messages += 1;
+                        if b != payload.as_slice() {
+                            mismatched += 1;
+                        }
+                        if let Some(t) = in_flight.pop_front() {
+                            latencies.push(t);
+                        }
+                    }
+                    Event::Text(t) => {
+                        got_messages += 1;
+                        if t.as_bytes() != payload.as_slice() {
+                            mismatched += 1;
+                        }
+                        if let Some(t) = in_flight.pop_front() {
+                            latencies.push(t);
+                        }
+                    }
+                    Event::Ping(p) => pings.push(p.to_vec()),
+                    Event::Pong(_) => {}
+                    Event::Close(..) => closed = true,
+                }
+                true
+            },
+        );
+        if let Some(c) = self.conns.get_mut(key) {
+            c.rx = rx.filter(|p| !p.is_idle());
+        }
+        if r.is_err() || closed {
+            self.fail(key, true);
+            return;
+        }
+        let now = Instant::now();
+        if self.measuring {
+            for t in &latencies {
+                let us = now.saturating_duration_since(*t).as_micros() as u64;
+                let _ = self.hist.record(us.max(1));
+            }
+            self.stats.messages += got_messages;
+            self.stats.errors += mismatched;
+        }
+        self.stats.pings += pings.len() as u64;
+        for p in pings {
+            self.send_frame(key, OpCode::Pong, false, &p);
+        }
+        if self.echo.is_some() {
+            let op = self.echo_opcode();
+            for _ in 0..got_messages {
+                self.send_frame(key, op, true, &[]);
+            }
+        }
+        self.flush(key);
+    }
+
+    fn count(&self, s: State) -> usize {
+        self.conns.iter().filter(|(_, c)| c.state == s).count()
+    }
+}
+
+
+fn main() {
+    let cli = Cli::parse();
+    let (common, echo, hold_secs, duration) = match cli.mode {
+        Mode::Echo(a) => (a.common, Some((a.size, a.pipeline.max(1), a.text)), 0.0, a.duration),
+        Mode::Hold(a) => (a.common, None, a.hold, 0.0),
+    };
+    let sources = match parse_sources(common.sources.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("--sources: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Ok(n) = myriad::sys::raise_nofile_limit()
+        && (n as usize) < common.connections + 64
+    {
+        eprintln!(
+            "warning: open-files limit {n} is below {} connections; run several processes",
+            common.connections
+        );
+    }
+    let payload: Vec<u8> = match echo {
+        Some((size, _, true)) => (0..size).map(|i| b'a' + (i % 26) as u8).collect(),
+        Some((size, _, false)) => (0..size).map(|i| (i * 31 + 7) as u8).collect(),
+        None => Vec::new(),
+    };
+    let mut run = Run {
+        poll: Poll::new().expect("poll"),
+        conns: Slab::new(),
+        stats: Stats::default(),
+        keys: Keys {
+            pool: [0; 4096],
+            pos: 4096,
+        },
+        kernel: Kernel::detect(),
+        limits: Limits {
+            role: Role::Client,
+            accept_unmasked: false,
+            max_frame: 1 << 30,
+            max_message: 1 << 30,
+            max_fragments: 1 << 20,
+        },
+        server: common.server,
+        echo,
+        payload,
+        hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+        measuring: false,
+        scratch: vec![0u8; 256 << 10],
+        frame_buf: Vec::new(),
+    };
+    let _ = &run.frame_buf;
+    let mut events = Events::with_capacity(4096);
+    let t0 = Instant::now();
+    let mut started = 0usize;
+    let mut src_i = 0usize;
+    let mut last_report = t0;
+    let mut ramp_done: Option<Instant> = None;
+    let mut measure_start: Option<(Instant, f64)> = None;
+    let ramp_limit = Duration::from_secs_f64(common.ramp_timeout);
+    let per_tick = (common.rate / 100).max(1) as usize;
+    let mut next_tick = t0;
+    loop {
+        let now = Instant::now();
+        // Ramp: at most `rate` per second, at most `in_flight` handshaking.
+        if started < common.connections && now >= next_tick {
+            let handshaking = started - (run.stats.opened as usize + run.stats.failed as usize).min(started);
+            let room = common.in_flight.saturating_sub(handshaking).min(per_tick);
+            for _ in 0..room.min(common.connections - started) {
+                let src = sources[src_i % sources.len()];
+                src_i += 1;
+                run.open(src);
+                started += 1;
+            }
+            next_tick = now + Duration::from_millis(10);
+        }
+        let settled = run.stats.opened as usize + run.stats.failed as usize;
+        if ramp_done.is_none() && started >= common.connections && settled >= common.connections {
+            ramp_done = Some(now);
+            let secs = now.duration_since(t0).as_secs_f64();
+            eprintln!(
+                "ramp done: {} open, {} failed in {:.1}s ({:.0} conn/s)",
+                run.stats.opened,
+                run.stats.failed,
+                secs,
+                run.stats.opened as f64 / secs.max(1e-9)
+            );
+            if echo.is_some() {
+                run.measuring = true;
+                measure_start = Some((now, run.stats.bytes_in as f64));
+            }
+        }
+        if ramp_done.is_none() && now.duration_since(t0) > ramp_limit {
+            eprintln!("ramp timeout: {} open of {}", run.stats.opened, common.connections);
+            ramp_done = Some(now);
+            if echo.is_some() {
+                run.measuring = true;
+                measure_start = Some((now, run.stats.bytes_in as f64));
+            }
+        }
+        if let Some(done) = ramp_done {
+            let limit = if echo.is_some() { duration } else { hold_secs };
+            if now.duration_since(done).as_secs_f64() >= limit {
+                break;
+            }
+        }
+        if now.duration_since(last_report) >= Duration::from_secs(1) {
+            last_report = now;
+            eprintln!(
+                "t={:.1}s open={} connecting={} failed={} closed_by_server={} pings={} messages={} errors={}",
+                now.duration_since(t0).as_secs_f64(),
+                run.conns.len() - run.count(State::Connecting) - run.count(State::Handshaking),
+                run.count(State::Connecting) + run.count(State::Handshaking),
+                run.stats.failed,
+                run.stats.closed_by_server,
+                run.stats.pings,
+                run.stats.messages,
+                run.stats.errors
+            );
+        }
+        if let Err(e) = run.poll.poll(&mut events, Some(Duration::from_millis(10))) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                eprintln!("poll: {e}");
+                break;
+            }
+        }
+        for ev in events.iter() {
+            run.on_event(ev.token().0, ev.is_readable() || ev.is_read_closed(), ev.is_writable());
+        }
+    }
+    let end = Instant::now();
+    let (mode, secs) = match (echo, measure_start) {
+        (Some(_), Some((t, _))) => ("echo", end.duration_since(t).as_secs_f64()),
+        _ => ("hold", hold_secs),
+    };
+    let open_now = run.count(State::Open);
+    let mps = run.stats.messages as f64 / secs.max(1e-9);
+    println!(
+        "{{\"mode\":\"{mode}\",\"connections\":{},\"opened\":{},\"open_at_end\":{open_now},\"failed\":{},\"closed_by_server\":{},\"pings\":{},\"messages\":{},\"errors\":{},\"seconds\":{secs:.3},\"messages_per_sec\":{mps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"size\":{}}}",
+        common.connections,
+        run.stats.opened,
+        run.stats.failed,
+        run.stats.closed_by_server,
+        run.stats.pings,
+        run.stats.messages,
+        run.stats.errors,
+        run.hist.value_at_quantile(0.5),
+        run.hist.value_at_quantile(0.99),
+        run.hist.value_at_quantile(0.999),
+        echo.map_or(0, |e| e.0)
+    );
+    // Dropping the run closes every socket.
+}
