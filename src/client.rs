@@ -78,7 +78,9 @@ impl Client {
         let mut raw = [0u8; 16];
         crate::sys::random_bytes(&mut raw)?;
         let key = handshake::encode_key(raw);
-        let key = std::str::from_utf8(&key).map_err(|_| invalid("key"))?.to_owned();
+        let key = std::str::from_utf8(&key)
+            .map_err(|_| invalid("key"))?
+            .to_owned();
         let mut req = Vec::new();
         handshake::write_request(&mut req, host, path, &key, protocols, None);
         stream.write_all(&req)?;
@@ -207,7 +209,7 @@ impl Client {
             None => bytes,
         };
         let queue = &mut self.queue;
-        decoder::feed(&mut self.rx, &mut data, &self.limits, self.kernel, &mut |ev| {
+        let mut push = |ev: Event<'_>| {
             queue.push_back(match ev {
                 Event::Text(t) => Received::Text(t.to_owned()),
                 Event::Binary(b) => Received::Binary(b.to_vec()),
@@ -216,8 +218,25 @@ impl Client {
                 Event::Close(c, r) => Received::Close(c, String::from_utf8_lossy(r).into_owned()),
             });
             true
-        })
-        .map_err(|e| invalid(format!("protocol error from server: {e}")))
+        };
+        let result = decoder::feed(
+            &mut self.rx,
+            &mut data,
+            &self.limits,
+            self.kernel,
+            &mut push,
+        );
+        if let Err(e) = result {
+            // RFC 6455 §7.1.7 (BAD_INPUTS 16): Fail the connection, i.e. send a Close with the
+            // code the error earns, then close TCP; before, the error was only returned and the
+            // server never learned why. Best effort: the socket may already be broken.
+            let mut p = e.close_code().to_be_bytes().to_vec();
+            p.extend_from_slice(e.reason().as_bytes());
+            let _ = self.send_frame(true, OpCode::Close, &p);
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+            return Err(invalid(format!("protocol error from server: {e}")));
+        }
+        Ok(())
     }
 
     /// Receives the next event, blocking.

@@ -62,13 +62,17 @@ mod tests {
     // BAD_INPUTS 37
     #[test]
     fn bad_inputs_37_code_ranges() {
-        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535] {
+        for code in [
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+        ] {
             assert_eq!(
                 decode(&code.to_be_bytes()),
                 Err(ProtocolError::InvalidCloseCode(code))
             );
         }
-        for code in [1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 3999, 4000, 4999] {
+        for code in [
+            1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 3999, 4000, 4999,
+        ] {
             assert_eq!(decode(&code.to_be_bytes()), Ok((code, &[][..])));
         }
     }
@@ -94,6 +98,9 @@ mod tests {
     #[test]
     fn bad_inputs_35_reason_length() {
         assert!(encode(1000, &"x".repeat(123)).is_ok());
-        assert_eq!(encode(1000, &"x".repeat(124)), Err(SendError::ReasonTooLong));
+        assert_eq!(
+            encode(1000, &"x".repeat(124)),
+            Err(SendError::ReasonTooLong)
+        );
     }
 }

@@ -9,7 +9,11 @@ use log::{error, info};
 use myriad::{BackpressurePolicy, Config, Echo, Server};
 
 #[derive(Parser)]
-#[command(name = "myriad", version, about = "WebSocket server for very many connections")]
+#[command(
+    name = "myriad",
+    version,
+    about = "WebSocket server for very many connections"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -39,6 +39,11 @@ impl Pool {
         }
     }
 
+    /// Frees every idle chunk.
+    pub fn clear(&mut self) {
+        self.free = Vec::new();
+    }
+
     /// Idle chunks held (for tests and stats).
     pub fn idle(&self) -> usize {
         self.free.len()

@@ -93,6 +93,8 @@ pub(crate) struct Reactor<H: Handler> {
     mailbox: Receiver<Cmd>,
     shutdown_at: Option<Instant>,
     accept_paused_until: Option<Instant>,
+    next_reclaim: Instant,
+    reclaim_due: bool,
 }
 
 impl<H: Handler> Reactor<H> {
@@ -143,6 +145,8 @@ impl<H: Handler> Reactor<H> {
             mailbox,
             shutdown_at: None,
             accept_paused_until: None,
+            next_reclaim: now,
+            reclaim_due: false,
         })
     }
 
@@ -153,11 +157,11 @@ impl<H: Handler> Reactor<H> {
         let mut expired = Vec::new();
         loop {
             let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    warn!("reactor {}: poll failed: {e}", self.core.reactor);
-                    break;
-                }
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                warn!("reactor {}: poll failed: {e}", self.core.reactor);
+                break;
             }
             self.core.now = Instant::now();
             for ev in events.iter() {
@@ -173,16 +177,16 @@ impl<H: Handler> Reactor<H> {
                             self.on_writable(key);
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.on_readable(key);
+                            // The peer's FIN (or an error) is reported once, possibly with the
+                            // last data: read past a short read to see it (BAD_INPUTS 42).
+                            let drain = ev.is_read_closed() || ev.is_error();
+                            self.on_readable(key, drain);
                         }
                     }
                 }
                 self.settle();
             }
-            if self
-                .accept_paused_until
-                .is_some_and(|t| t <= self.core.now)
-            {
+            if self.accept_paused_until.is_some_and(|t| t <= self.core.now) {
                 self.accept_paused_until = None;
                 self.accept();
             }
@@ -192,7 +196,8 @@ impl<H: Handler> Reactor<H> {
                 let (key, generation) = split_token(t);
                 if self.core.is_live(key, generation) {
                     self.core.conns[key].flags &= !QUEUED_READ;
-                    self.on_readable(key);
+                    // The event that left bytes behind may have carried the FIN: read to the end.
+                    self.on_readable(key, true);
                     self.settle();
                 }
             }
@@ -215,7 +220,11 @@ impl<H: Handler> Reactor<H> {
         }
         let now = Instant::now();
         let mut t = self.core.wheel.next_timeout(now);
-        for at in [self.accept_paused_until, self.shutdown_at].into_iter().flatten() {
+        let reclaim = self.reclaim_due.then_some(self.next_reclaim);
+        for at in [self.accept_paused_until, self.shutdown_at, reclaim]
+            .into_iter()
+            .flatten()
+        {
             let d = at.saturating_duration_since(now);
             t = Some(t.map_or(d, |t| t.min(d)));
         }
@@ -238,7 +247,12 @@ impl<H: Handler> Reactor<H> {
                 }
             }
             for key in std::mem::take(&mut self.core.drained) {
-                if self.core.conns.get(key).is_some_and(|c| c.state == State::Open) {
+                if self
+                    .core
+                    .conns
+                    .get(key)
+                    .is_some_and(|c| c.state == State::Open)
+                {
                     let mut ws = Ws {
                         core: &mut self.core,
                         key,
@@ -282,16 +296,18 @@ impl<H: Handler> Reactor<H> {
         self.core.write_pending(key);
     }
 
-    fn on_readable(&mut self, key: usize) {
+    /// `drain`: read until the socket says WouldBlock or EOF, even after a short read, because
+    /// edge-triggered readiness will not report again what this event reported (the peer's FIN).
+    fn on_readable(&mut self, key: usize, drain: bool) {
         match self.core.conns[key].state {
-            State::Handshaking => self.read_handshake(key),
+            State::Handshaking => self.read_handshake(key, drain),
             State::Dead => {}
-            _ => self.read_frames(key),
+            _ => self.read_frames(key, drain),
         }
     }
 
     /// Reads the HTTP head. Complete heads found in one read are parsed where they lie.
-    fn read_handshake(&mut self, key: usize) {
+    fn read_handshake(&mut self, key: usize, drain: bool) {
         let head_limits = HeadLimits {
             max_head_bytes: self.core.cfg.max_head_bytes,
             max_request_line: self.core.cfg.max_request_line,
@@ -322,6 +338,7 @@ impl<H: Handler> Reactor<H> {
                         return;
                     }
                     self.upgrade(key, None, end, n);
+                    self.read_rest_later(key, n, drain);
                     return;
                 }
                 if let Err(e) = handshake::check_incomplete(&recv[..n], &head_limits) {
@@ -347,12 +364,35 @@ impl<H: Handler> Reactor<H> {
             if let Some(end) = found {
                 let head = std::mem::take(&mut p.http);
                 conn.rx = None;
-                // Bytes after the head are frames (BAD_INPUTS 11): move them to the receive buffer.
+                // Bytes after the head are frames (BAD_INPUTS 11). The head's end lies in this
+                // read (an earlier end would have been found by an earlier scan), so those bytes
+                // are the last `extra` bytes of the read, still in place in `recv`: decode them
+                // there. (Copying them to `recv[MAX_HEADER..]` overran the buffer, and panicked
+                // the reactor, when a read that completed a split head was nearly full.)
                 let extra = head.len() - end;
-                recv[MAX_HEADER..MAX_HEADER + extra].copy_from_slice(&head[end..]);
-                self.upgrade(key, Some(&head[..end]), MAX_HEADER, MAX_HEADER + extra);
+                debug_assert!(extra < n);
+                self.upgrade(key, Some(&head[..end]), n - extra, n);
+                self.read_rest_later(key, n, drain);
                 return;
             }
+        }
+    }
+
+    /// After an upgrade whose read filled the receive buffer (or whose event carried the peer's
+    /// FIN): frame bytes or the EOF may still wait in the socket, and edge-triggered readiness
+    /// will not report them again, so read them before the next poll as `read_frames` does
+    /// (BAD_INPUTS 11: pipelined frames are not lost or stalled).
+    fn read_rest_later(&mut self, key: usize, n: usize, drain: bool) {
+        if n < self.recv.len() && !drain {
+            return;
+        }
+        if let Some(conn) = self.core.conns.get_mut(key)
+            && matches!(conn.state, State::Open | State::Closing | State::Draining)
+            && conn.flags & QUEUED_READ == 0
+        {
+            conn.flags |= QUEUED_READ;
+            let t = token_of(key, conn.generation);
+            self.core.readable.push(t);
         }
     }
 
@@ -430,7 +470,7 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Reads frames, up to the per-event budget.
-    fn read_frames(&mut self, key: usize) {
+    fn read_frames(&mut self, key: usize, drain: bool) {
         let mut budget = self.core.cfg.read_budget;
         loop {
             let Reactor { core, recv, .. } = self;
@@ -486,8 +526,9 @@ impl<H: Handler> Reactor<H> {
             if conn.state == State::Dead {
                 return;
             }
-            if n < want {
-                // A short read emptied the socket; new bytes raise a new edge.
+            if n < want && !drain {
+                // A short read emptied the socket; new bytes raise a new edge. (Not so for a FIN
+                // that came with them: with `drain` the next read returns 0 or WouldBlock.)
                 return;
             }
             if budget == 0 {
@@ -512,13 +553,9 @@ impl<H: Handler> Reactor<H> {
         let mut rx = core.conns[key].rx.take();
         let limits = core.limits;
         let kernel = core.kernel;
-        let result = decoder::feed(
-            &mut rx,
-            &mut recv[start..end],
-            &limits,
-            kernel,
-            &mut |ev| dispatch(core, handler, key, ev),
-        );
+        let result = decoder::feed(&mut rx, &mut recv[start..end], &limits, kernel, &mut |ev| {
+            dispatch(core, handler, key, ev)
+        });
         let conn = &mut core.conns[key];
         if let Err(e) = result {
             debug!("reactor {}: conn {key}: {e}", core.reactor);
@@ -636,6 +673,10 @@ impl<H: Handler> Reactor<H> {
                     debug!("handshake timeout");
                     self.core.kill(key);
                 }
+                // The handshake deadline of a connection opened with the idle timeout disabled
+                // (`touch` arms nothing then): not an idle expiry. Before, it sent a ping and
+                // closed the connection with 1011 half a tick later.
+                State::Open if self.core.cfg.idle_timeout.is_zero() => {}
                 State::Open if conn.flags & PING_SENT == 0 => {
                     // Half the idle timeout passed in silence: ping (BAD_INPUTS 63).
                     conn.flags |= PING_SENT;
@@ -647,8 +688,13 @@ impl<H: Handler> Reactor<H> {
                     debug!("idle timeout");
                     // The peer answered nothing: tell it why (python-websockets uses the same
                     // code), report 1006 locally, and do not wait for a Close handshake.
-                    let _ = self.core.send_control(key, OpCode::Close, &close_payload(1011, "idle timeout"));
-                    self.core.notify(&mut self.handler, key, close::ABNORMAL, b"idle timeout");
+                    let _ = self.core.send_control(
+                        key,
+                        OpCode::Close,
+                        &close_payload(1011, "idle timeout"),
+                    );
+                    self.core
+                        .notify(&mut self.handler, key, close::ABNORMAL, b"idle timeout");
                     self.core.start_draining(key);
                 }
                 State::Closing => {
@@ -660,6 +706,11 @@ impl<H: Handler> Reactor<H> {
                 State::Dead => {}
             }
             self.core.flush_cork();
+        }
+        // Do not keep a crowd's worth of capacity here: it would be swapped into the next slot
+        // and parked there, slot after slot.
+        if expired.capacity() > 64 {
+            *expired = Vec::new();
         }
     }
 
@@ -674,6 +725,31 @@ impl<H: Handler> Reactor<H> {
                 drop(conn);
             }
         }
+        self.reclaim();
+    }
+
+    /// After a mass disconnect, give memory back: the slab's spare tail, the wheel's spare slot
+    /// capacity, idle pool chunks, and glibc's free heap. At most once a second.
+    fn reclaim(&mut self) {
+        let core = &mut self.core;
+        let cap = core.conns.capacity();
+        self.reclaim_due = cap >= 4096 && core.conns.len() * 4 <= cap;
+        if !self.reclaim_due || core.now < self.next_reclaim {
+            return;
+        }
+        self.reclaim_due = false;
+        self.next_reclaim = core.now + Duration::from_secs(1);
+        core.conns.shrink_to_fit();
+        core.wheel.shrink();
+        core.pool.clear();
+        crate::sys::trim_heap();
+        debug!(
+            "reactor {}: reclaimed memory ({} connections, slab capacity {} -> {})",
+            core.reactor,
+            core.conns.len(),
+            cap,
+            core.conns.capacity()
+        );
     }
 }
 
@@ -760,9 +836,9 @@ impl<D> Core<D> {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let token = token_of(key, generation);
-        if let Err(e) = self
-            .registry
-            .register(&mut stream, Token(token as usize), Interest::READABLE)
+        if let Err(e) =
+            self.registry
+                .register(&mut stream, Token(token as usize), Interest::READABLE)
         {
             debug!("register: {e}");
             return;
@@ -827,7 +903,13 @@ impl<D> Core<D> {
     }
 
     /// Calls on_close once, for connections that were opened.
-    fn notify<H: Handler<Data = D>>(&mut self, handler: &mut H, key: usize, code: u16, reason: &[u8]) {
+    fn notify<H: Handler<Data = D>>(
+        &mut self,
+        handler: &mut H,
+        key: usize,
+        code: u16,
+        reason: &[u8],
+    ) {
         let conn = &mut self.conns[key];
         if conn.flags & NOTIFIED != 0 || conn.data.is_none() {
             return;
@@ -857,7 +939,13 @@ impl<D> Core<D> {
         self.fail_with(handler, key, e.close_code(), e.reason());
     }
 
-    fn fail_with<H: Handler<Data = D>>(&mut self, handler: &mut H, key: usize, code: u16, why: &str) {
+    fn fail_with<H: Handler<Data = D>>(
+        &mut self,
+        handler: &mut H,
+        key: usize,
+        code: u16,
+        why: &str,
+    ) {
         let state = self.conns[key].state;
         if state == State::Open {
             let _ = self.send_control(key, OpCode::Close, &close_payload(code, why));

@@ -61,7 +61,13 @@ impl Wheel {
         while self.cursor <= now_tick && steps < SLOTS {
             let slot = &mut self.slots[self.cursor as usize % SLOTS];
             self.len -= slot.len();
-            out.append(slot);
+            if out.is_empty() {
+                // Hand over the slot's buffer instead of copying out of it, so capacity moves
+                // with the tokens rather than piling up in every slot a crowd once passed through.
+                std::mem::swap(out, slot);
+            } else {
+                out.append(slot);
+            }
             self.cursor += 1;
             steps += 1;
         }
@@ -90,6 +96,13 @@ impl Wheel {
     /// Tokens filed (duplicates included).
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Frees spare capacity (after a mass disconnect).
+    pub fn shrink(&mut self) {
+        for s in &mut self.slots {
+            s.shrink_to_fit();
+        }
     }
 
     /// No token filed.
@@ -149,6 +162,9 @@ mod tests {
         assert_eq!(w.next_timeout(t0), None);
         w.insert(w.deadline(t0, Duration::from_secs(1)), 3);
         let n = w.next_timeout(t0).unwrap();
-        assert!(n >= Duration::from_millis(950) && n <= Duration::from_millis(1050), "{n:?}");
+        assert!(
+            n >= Duration::from_millis(950) && n <= Duration::from_millis(1050),
+            "{n:?}"
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! can never become valid (`F5`, `E0 80`, `ED A0`) is refused at once, which is what Autobahn's
 //! strict 6.4.x cases ask for.
 
+use crate::error::ProtocolError;
+
 /// Validates a complete buffer.
 pub fn is_valid(bytes: &[u8]) -> bool {
     simdutf8::basic::from_utf8(bytes).is_ok()
@@ -31,11 +33,11 @@ fn width(lead: u8) -> usize {
 
 /// Checks `bytes`, which ends a valid prefix of unknown tail: Ok(cut) where `cut` is how many final
 /// bytes form an incomplete (but so far valid) sequence.
-fn check(bytes: &[u8]) -> Result<usize, ()> {
+fn check(bytes: &[u8]) -> Result<usize, ProtocolError> {
     match simdutf8::compat::from_utf8(bytes) {
         Ok(_) => Ok(0),
         Err(e) if e.error_len().is_none() => Ok(bytes.len() - e.valid_up_to()),
-        Err(_) => Err(()),
+        Err(_) => Err(ProtocolError::InvalidUtf8),
     }
 }
 
@@ -46,7 +48,7 @@ impl Utf8Stream {
     }
 
     /// Feeds the next piece. Errors as soon as the bytes seen cannot be the start of valid UTF-8.
-    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), ()> {
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), ProtocolError> {
         if self.len > 0 {
             let have = usize::from(self.len);
             let need = width(self.carry[0]) - have;
@@ -73,10 +75,14 @@ impl Utf8Stream {
     }
 
     /// Ends the message: an incomplete final sequence is an error.
-    pub fn finish(&mut self) -> Result<(), ()> {
+    pub fn finish(&mut self) -> Result<(), ProtocolError> {
         let open = self.len;
         self.len = 0;
-        if open == 0 { Ok(()) } else { Err(()) }
+        if open == 0 {
+            Ok(())
+        } else {
+            Err(ProtocolError::InvalidUtf8)
+        }
     }
 
     /// Forgets any carried bytes.
@@ -89,7 +95,7 @@ impl Utf8Stream {
 mod tests {
     use super::*;
 
-    fn streamed(bytes: &[u8], cuts: &[usize]) -> Result<(), ()> {
+    fn streamed(bytes: &[u8], cuts: &[usize]) -> Result<(), ProtocolError> {
         let mut s = Utf8Stream::new();
         let mut start = 0;
         for &c in cuts {
@@ -105,10 +111,10 @@ mod tests {
         "κόσμε".as_bytes(),
         "a€b𝄞c".as_bytes(),
         b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited", // surrogate
-        b"\xf4\x90\x80\x80",                                              // > U+10FFFF
-        b"\xc0\xaf",                                                      // overlong
-        b"\xf8\x88\x80\x80\x80",                                          // 5-byte form
-        b"\xe2\x82",                                                      // truncated at the end
+        b"\xf4\x90\x80\x80",                                               // > U+10FFFF
+        b"\xc0\xaf",                                                       // overlong
+        b"\xf8\x88\x80\x80\x80",                                           // 5-byte form
+        b"\xe2\x82",                                                       // truncated at the end
         b"ok\xff",
         b"",
     ];
@@ -144,7 +150,10 @@ mod tests {
     #[test]
     fn every_byte_value_alone_matches_std() {
         for b in 0..=255u8 {
-            assert_eq!(streamed(&[b], &[]).is_ok(), std::str::from_utf8(&[b]).is_ok());
+            assert_eq!(
+                streamed(&[b], &[]).is_ok(),
+                std::str::from_utf8(&[b]).is_ok()
+            );
         }
     }
 }

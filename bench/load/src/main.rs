@@ -153,7 +153,9 @@ fn parse_sources(spec: Option<&str>) -> Result<Vec<Option<Ipv4Addr>>, String> {
             }
             out.extend((a..=b).map(|x| Some(Ipv4Addr::from(x))));
         } else {
-            out.push(Some(part.trim().parse().map_err(|e| format!("{part}: {e}"))?));
+            out.push(Some(
+                part.trim().parse().map_err(|e| format!("{part}: {e}"))?,
+            ));
         }
     }
     Ok(out)
@@ -213,7 +215,11 @@ impl Run {
                 if self
                     .poll
                     .registry()
-                    .register(&mut stream, token(key), Interest::READABLE | Interest::WRITABLE)
+                    .register(
+                        &mut stream,
+                        token(key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
                     .is_err()
                 {
                     self.stats.failed += 1;
@@ -270,7 +276,11 @@ impl Run {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        let payload: &[u8] = if payload_from_self { &self.payload } else { small };
+        let payload: &[u8] = if payload_from_self {
+            &self.payload
+        } else {
+            small
+        };
         let mut h = [0u8; MAX_HEADER];
         let hl = frame::encode(&mut h, true, false, op, Some(mask), payload.len() as u64);
         let start = c.out.len();
@@ -498,11 +508,15 @@ impl Run {
     }
 }
 
-
 fn main() {
     let cli = Cli::parse();
     let (common, echo, hold_secs, duration) = match cli.mode {
-        Mode::Echo(a) => (a.common, Some((a.size, a.pipeline.max(1), a.text)), 0.0, a.duration),
+        Mode::Echo(a) => (
+            a.common,
+            Some((a.size, a.pipeline.max(1), a.text)),
+            0.0,
+            a.duration,
+        ),
         Mode::Hold(a) => (a.common, None, a.hold, 0.0),
     };
     let sources = match parse_sources(common.sources.as_deref()) {
@@ -564,7 +578,8 @@ fn main() {
         let now = Instant::now();
         // Ramp: at most `rate` per second, at most `in_flight` handshaking.
         if started < common.connections && now >= next_tick {
-            let handshaking = started - (run.stats.opened as usize + run.stats.failed as usize).min(started);
+            let handshaking =
+                started - (run.stats.opened as usize + run.stats.failed as usize).min(started);
             let room = common.in_flight.saturating_sub(handshaking).min(per_tick);
             for _ in 0..room.min(common.connections - started) {
                 let src = sources[src_i % sources.len()];
@@ -591,7 +606,10 @@ fn main() {
             }
         }
         if ramp_done.is_none() && now.duration_since(t0) > ramp_limit {
-            eprintln!("ramp timeout: {} open of {}", run.stats.opened, common.connections);
+            eprintln!(
+                "ramp timeout: {} open of {}",
+                run.stats.opened, common.connections
+            );
             ramp_done = Some(now);
             if echo.is_some() {
                 run.measuring = true;
@@ -618,14 +636,18 @@ fn main() {
                 run.stats.errors
             );
         }
-        if let Err(e) = run.poll.poll(&mut events, Some(Duration::from_millis(10))) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                eprintln!("poll: {e}");
-                break;
-            }
+        if let Err(e) = run.poll.poll(&mut events, Some(Duration::from_millis(10)))
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            eprintln!("poll: {e}");
+            break;
         }
         for ev in events.iter() {
-            run.on_event(ev.token().0, ev.is_readable() || ev.is_read_closed(), ev.is_writable());
+            run.on_event(
+                ev.token().0,
+                ev.is_readable() || ev.is_read_closed(),
+                ev.is_writable(),
+            );
         }
     }
     let end = Instant::now();
