@@ -105,7 +105,10 @@ for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
   sleep 0.1
 done
-sleep 1
+# Warm-up: a few connections through every code path (handshake, ping, close) first, so that the
+# baseline already holds the stacks and buffers any server touches once, whatever its load.
+"$LOAD_BIN" hold --server "127.0.0.1:$PORT" -c $(( SERVERS * 50 )) --hold 1 >/dev/null 2>&1 || true
+sleep 2
 RSS0=$(rss_kb "${PIDS_SERVER[@]}")
 echo "scale: servers up (pids ${PIDS_SERVER[*]}), RSS ${RSS0} kB total"
 

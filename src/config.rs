@@ -41,6 +41,10 @@ pub struct Config {
     /// so that a live peer answers in time. Default 60 s (pings every 30 s, inside nginx's 60 s
     /// `proxy_read_timeout`). Zero disables it.
     pub idle_timeout: Duration,
+    /// Time allowed for a message (or frame) to arrive whole once its first bytes came. A peer
+    /// that answers pings but never finishes a message is closed with 1008 when it passes
+    /// (BAD_INPUTS 19, 27), and the bytes held for it are freed. Default 60 s; zero disables it.
+    pub message_timeout: Duration,
     /// Time allowed for the peer's Close after ours, and for unsent bytes to leave once closing.
     /// Default 5 s.
     pub close_timeout: Duration,
@@ -76,6 +80,7 @@ impl Default for Config {
             backpressure_policy: BackpressurePolicy::Drop,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            message_timeout: Duration::from_secs(60),
             close_timeout: Duration::from_secs(5),
             max_pending_handshakes: 4096,
             read_budget: 64 << 10,
@@ -126,6 +131,8 @@ setters! {
     handshake_timeout: Duration;
     /// Sets `idle_timeout`.
     idle_timeout: Duration;
+    /// Sets `message_timeout`.
+    message_timeout: Duration;
     /// Sets `close_timeout`.
     close_timeout: Duration;
     /// Sets `max_pending_handshakes`.

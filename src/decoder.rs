@@ -77,6 +77,8 @@ pub struct Partial {
     control_len: u8,
     /// Bytes of an HTTP upgrade head not complete yet (only before the connection opens).
     pub http: Vec<u8>,
+    /// Set by the owner: the timer tick by which the message in progress must be complete.
+    pub progress_deadline: Option<u32>,
 }
 
 impl Default for Partial {
@@ -89,6 +91,7 @@ impl Default for Partial {
             control: [0; 125],
             control_len: 0,
             http: Vec::new(),
+            progress_deadline: None,
         }
     }
 }
@@ -120,9 +123,9 @@ impl Partial {
         self.message.as_ref().map_or(0, |m| m.buf.capacity())
     }
 
-    /// Whether a data message is being assembled (for message-progress timeouts).
+    /// Whether a message or a frame is waiting for more bytes (for message-progress timeouts).
     pub fn in_message(&self) -> bool {
-        self.message.is_some()
+        self.message.is_some() || self.frame.is_some()
     }
 }
 

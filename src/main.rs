@@ -57,6 +57,9 @@ struct Serve {
     /// Idle timeout, seconds (a ping goes out after half of it; 0 disables).
     #[arg(long, default_value_t = 60.0)]
     idle_timeout: f64,
+    /// Seconds for a started message to arrive whole (0 disables).
+    #[arg(long, default_value_t = 60.0)]
+    message_timeout: f64,
     /// Close handshake timeout, seconds.
     #[arg(long, default_value_t = 5.0)]
     close_timeout: f64,
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         .max_backpressure(args.max_backpressure)
         .handshake_timeout(secs(args.handshake_timeout))
         .idle_timeout(secs(args.idle_timeout))
+        .message_timeout(secs(args.message_timeout))
         .close_timeout(secs(args.close_timeout))
         .shutdown_timeout(secs(args.shutdown_timeout))
         .max_pending_handshakes(args.max_pending_handshakes);

@@ -566,6 +566,20 @@ impl<H: Handler> Reactor<H> {
             return;
         }
         conn.rx = rx.filter(|p| !p.is_idle());
+        // A message left unfinished by this read gets a deadline (BAD_INPUTS 19, 27).
+        let timeout = core.cfg.message_timeout;
+        if let Some(p) = core.conns[key].rx.as_mut() {
+            if !p.in_message() {
+                p.progress_deadline = None;
+            } else if p.progress_deadline.is_none() && !timeout.is_zero() {
+                let tick = core.wheel.deadline(core.now, timeout);
+                p.progress_deadline = Some(tick);
+                let conn = &core.conns[key];
+                if conn.flags & IN_WHEEL == 0 || tick < conn.deadline {
+                    core.arm_tick(key, tick);
+                }
+            }
+        }
     }
 
     fn run_mailbox(&mut self) {
@@ -676,6 +690,17 @@ impl<H: Handler> Reactor<H> {
                 // The handshake deadline of a connection opened with the idle timeout disabled
                 // (`touch` arms nothing then): not an idle expiry. Before, it sent a ping and
                 // closed the connection with 1011 half a tick later.
+                State::Open
+                    if conn
+                        .rx
+                        .as_ref()
+                        .and_then(|p| p.progress_deadline)
+                        .is_some_and(|t| t <= now_tick) =>
+                {
+                    debug!("message timeout");
+                    self.core
+                        .fail_with(&mut self.handler, key, 1008, "message timeout");
+                }
                 State::Open if self.core.cfg.idle_timeout.is_zero() => {}
                 State::Open if conn.flags & PING_SENT == 0 => {
                     // Half the idle timeout passed in silence: ping (BAD_INPUTS 63).
@@ -851,9 +876,21 @@ impl<D> Core<D> {
         self.arm(key, timeout);
     }
 
-    /// Sets the connection's deadline `after` from now.
+    /// Sets the connection's deadline `after` from now, or at its message deadline if earlier.
     fn arm(&mut self, key: usize, after: Duration) {
-        let tick = self.wheel.deadline(self.now, after);
+        let mut tick = self.wheel.deadline(self.now, after);
+        if let Some(p) = self.conns[key]
+            .rx
+            .as_ref()
+            .and_then(|p| p.progress_deadline)
+        {
+            tick = tick.min(p);
+        }
+        self.arm_tick(key, tick);
+    }
+
+    /// Sets the connection's deadline to `tick`.
+    fn arm_tick(&mut self, key: usize, tick: u32) {
         let conn = &mut self.conns[key];
         let earlier = tick < conn.deadline;
         conn.deadline = tick;

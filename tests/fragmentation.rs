@@ -203,3 +203,40 @@ fn bad_inputs_27_fin_never_arrives_idle_timeout_closes() {
     let (code, _) = ev.closed_without_messages();
     assert_eq!(code, 1006);
 }
+
+/// BAD_INPUTS 27 (and 19): a peer that keeps the connection alive (it pings, so the idle timeout
+/// never fires) but never finishes its message is closed with 1008 at the message timeout.
+#[test]
+fn bad_inputs_27_message_timeout_with_a_lively_peer() {
+    let limit = Duration::from_millis(700);
+    let (srv, ev) = start_recorder(
+        config()
+            .idle_timeout(Duration::from_secs(30))
+            .message_timeout(limit),
+    );
+    let mut r = Raw::open(srv.addr);
+    ev.opened();
+    let t0 = Instant::now();
+    r.write(&frame(false, 0, TEXT, b"first fragment, and nothing after"));
+    // Stay lively: a ping every 100 ms, each answered.
+    let code = loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no close after {:?}",
+            t0.elapsed()
+        );
+        r.send(true, PING, b"alive");
+        let f = r.frame();
+        if f.opcode == PONG {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        break f.close_code();
+    };
+    assert_eq!(code, 1008);
+    let took = t0.elapsed();
+    assert!(took >= limit - Duration::from_millis(100), "{took:?}");
+    let (code, reason) = ev.closed_without_messages();
+    assert_eq!(code, 1008);
+    assert_eq!(reason, b"message timeout");
+}
