@@ -1,0 +1,398 @@
+#!/usr/bin/env bash
+# bench.sh: side-by-side echo benchmark of `myriad serve` against echo servers on tokio-tungstenite and
+# on fastwebsockets (bench/peers/), all with one worker.
+#
+# For each point of {100, 1000} connections x {16, 1024}-byte messages, the servers run alternately
+# (myriad, tungstenite, fastwebsockets, myriad, ...) for ROUNDS rounds. Each run: the server starts
+# pinned to SERVER_CPU (taskset), `myriad-load echo` runs pinned to LOAD_CPU for DURATION seconds after
+# its ramp, then the server is stopped.
+#
+# The deciding figure is server CPU microseconds per echoed message. The server's CPU time
+# (utime+stime of all its threads, /proc/PID/stat, in CLK_TCK ticks) is sampled when the load generator
+# reports "ramp done" on stderr and again shortly (MARGIN s) before its measuring window ends, so
+# neither the handshakes nor the closing of the connections is counted. Over that window:
+#     CPU us/msg = (server CPU seconds / wall seconds) / (messages/s of the load generator) * 1e6
+# i.e. the server's CPU rate over the load generator's message rate, both steady over the window.
+# The server's CPU utilisation over the window is reported too: well under 90% means the server
+# was waiting for the load generator (or lost its core to other jobs), and the table says so.
+# Each run also checks errors == 0 and opened == connections.
+#
+# Output: the table on stdout, and written with the machine's description to
+# bench/results/echo-<UTC date>.md; raw per-run records and logs in target/bench/echo-<stamp>/.
+# Exit status 1 if any run failed its checks or could not run.
+#
+# Environment: ROUNDS (default 3), DURATION (s after the ramp, default 5), CONNS ("100 1000"),
+# SIZES ("16 1024"), PIPELINE (messages in flight per connection, default 1), PORT (first port,
+# default 9600; each run uses a fresh one), SERVER_CPU (0), LOAD_CPU (1), MARGIN (s, default 0.25),
+# MAX_SECONDS (watchdog for the whole script, default 1800), SKIP_BUILD=1 to use existing binaries,
+# TUNGSTENITE_ARGS (extra flags for tungstenite-echo, e.g. "--read-buffer 8192"; default none: the
+# crate's default configuration).
+# Traffic goes to 127.0.0.1 only.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-"100 1000"}
+SIZES=${SIZES:-"16 1024"}
+PIPELINE=${PIPELINE:-1}
+PORT=${PORT:-9600}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+MARGIN=${MARGIN:-0.25}
+MAX_SECONDS=${MAX_SECONDS:-1800}
+TUNGSTENITE_ARGS=${TUNGSTENITE_ARGS:-}
+SERVERS=(myriad tungstenite fastwebsockets)
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+DAY=$(date -u +%Y-%m-%d)
+OUT=$ROOT/target/bench/echo-$STAMP
+mkdir -p "$OUT" "$ROOT/bench/results"
+RESULT=$ROOT/bench/results/echo-$DAY.md
+RUNS=$OUT/runs.jsonl
+: >"$RUNS"
+
+for tool in taskset getconf python3 ss; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
+done
+CLK_TCK=$(getconf CLK_TCK)
+# The CPU window: from "ramp done" to MARGIN s before the load generator stops, in microseconds.
+WINDOW_US=$(python3 -c "print(max(100000, int(($DURATION - $MARGIN) * 1e6)))")
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  echo "bench: building (release): myriad, then the bench workspace" >&2
+  cargo build --release --bin myriad
+  (cd bench && cargo build --release)
+fi
+MYRIAD_BIN=$ROOT/target/release/myriad
+LOAD_BIN=$ROOT/bench/target/release/myriad-load
+TUNG_BIN=$ROOT/bench/target/release/tungstenite-echo
+FWS_BIN=$ROOT/bench/target/release/fastwebsockets-echo
+for b in "$MYRIAD_BIN" "$LOAD_BIN" "$TUNG_BIN" "$FWS_BIN"; do
+  [ -x "$b" ] || { echo "bench: $b missing (run without SKIP_BUILD=1)" >&2; exit 1; }
+done
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+SERVER_PID=""
+LOAD_PID=""
+DRAIN_PID=""
+WATCHDOG=""
+# shellcheck disable=SC2317 # invoked by the trap
+cleanup() {
+  local p
+  for p in "$LOAD_PID" "$DRAIN_PID" "$SERVER_PID"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  sleep 0.5
+  for p in "$LOAD_PID" "$SERVER_PID"; do
+    [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+  done
+  [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null # it stops its own sleep
+  rm -f "$OUT/stderr.fifo"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+(
+  trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+  sleep "$MAX_SECONDS" & sp=$!
+  wait "$sp"
+  echo "bench: watchdog: $MAX_SECONDS s passed, stopping" >&2
+  kill -TERM $$
+) &
+WATCHDOG=$!
+
+# cpu_ticks PID: utime+stime of the whole process (all threads), in CLK_TCK ticks. Bash builtins
+# only, so sampling costs no fork. Fields after the ")" of comm start at field 3 (state).
+cpu_ticks() {
+  local line f
+  read -r line <"/proc/$1/stat" || return 1
+  read -r -a f <<<"${line##*) }"
+  echo $(( f[11] + f[12] ))
+}
+# core_ticks CPU: "busy steal" ticks of one core from /proc/stat (busy = user+nice+system+irq+softirq),
+# to see how much of the pinned cores other jobs on this shared machine took during a window.
+core_ticks() {
+  local name rest
+  while read -r name rest; do
+    if [ "$name" = "cpu$1" ]; then
+      read -r -a f <<<"$rest"
+      echo "$(( f[0] + f[1] + f[2] + f[5] + f[6] )) ${f[7]}"
+      return 0
+    fi
+  done </proc/stat
+  return 1
+}
+now_us() { echo "${EPOCHREALTIME/./}"; }
+# alive PID: running (a child that exited stays a zombie until waited for, and kill -0 succeeds on it).
+alive() {
+  local line
+  read -r line 2>/dev/null <"/proc/$1/stat" || return 1
+  line=${line##*) }
+  [ "${line:0:1}" != Z ]
+}
+
+# wait_listening PORT PID: until something listens on 127.0.0.1:PORT (no connection is made), at most
+# 10 s, while PID lives.
+wait_listening() {
+  for _ in $(seq 200); do
+    ss -Hltn "sport = :$1" | grep -q . && return 0
+    alive "$2" || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+# stop_server: SIGTERM, then SIGKILL after 5 s.
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 50); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+FAILED=0
+RUN_NO=0
+# run_one SERVER CONNS SIZE ROUND: one measured run; appends a JSON record to $RUNS.
+run_one() {
+  local name=$1 c=$2 s=$3 round=$4
+  local port=$(( PORT + RUN_NO % 200 ))
+  RUN_NO=$(( RUN_NO + 1 ))
+  local tag="c$c-s$s-r$round-$name"
+  local slog=$OUT/$tag.server.log llog=$OUT/$tag.load.log ljson=$OUT/$tag.load.json
+  local cmd
+  case $name in
+    myriad) cmd=("$MYRIAD_BIN" serve --listen "127.0.0.1:$port" --workers 1) ;;
+    tungstenite)
+      # shellcheck disable=SC2206 # TUNGSTENITE_ARGS is a list of flags
+      cmd=("$TUNG_BIN" --listen "127.0.0.1:$port" $TUNGSTENITE_ARGS) ;;
+    fastwebsockets) cmd=("$FWS_BIN" --listen "127.0.0.1:$port") ;;
+  esac
+  # taskset execs the server, so $! is the server's own PID.
+  taskset -c "$SERVER_CPU" "${cmd[@]}" >"$slog" 2>&1 &
+  SERVER_PID=$!
+  if ! wait_listening "$port" "$SERVER_PID"; then
+    echo "bench: $tag: server did not start (see $slog)" >&2
+    stop_server
+    FAILED=1
+    printf '{"point":"%s","conns":%d,"size":%d,"round":%d,"server":"%s","ok":false,"why":"server did not start"}\n' \
+      "${c}c ${s}B" "$c" "$s" "$round" "$name" >>"$RUNS"
+    return
+  fi
+
+  # The load generator's stderr comes through a FIFO so that "ramp done" is seen the moment it is
+  # written; after that a background cat drains the rest into the log.
+  local fifo=$OUT/stderr.fifo
+  rm -f "$fifo"; mkfifo "$fifo"
+  taskset -c "$LOAD_CPU" "$LOAD_BIN" echo --server "127.0.0.1:$port" -c "$c" -s "$s" \
+    -d "$DURATION" --pipeline "$PIPELINE" --ramp-timeout 60 >"$ljson" 2>"$fifo" &
+  LOAD_PID=$!
+  local fd line ramp=0
+  exec {fd}<"$fifo"
+  while IFS= read -r -t 90 -u "$fd" line; do
+    printf '%s\n' "$line" >>"$llog"
+    case $line in
+      "ramp done"*) ramp=1; break ;;
+      "ramp timeout"*) break ;;
+    esac
+  done
+  local w0 c0 l0 w1=0 c1=0 l1=0 k0 k1="0 0 0 0"
+  w0=$(now_us); c0=$(cpu_ticks "$SERVER_PID" || echo -1); l0=$(cpu_ticks "$LOAD_PID" || echo -1)
+  k0="$(core_ticks "$SERVER_CPU") $(core_ticks "$LOAD_CPU")"
+  cat <&"$fd" >>"$llog" &
+  DRAIN_PID=$!
+  exec {fd}<&-
+  if [ "$ramp" = 1 ]; then
+    # Sample again MARGIN s before the load generator's window closes (it began at its "ramp done",
+    # a moment before w0), so the closing of the connections is not counted.
+    local left=$(( w0 + WINDOW_US - $(now_us) ))
+    if [ "$left" -gt 0 ]; then
+      sleep "$(printf '%d.%06d' $(( left / 1000000 )) $(( left % 1000000 )))"
+    fi
+    w1=$(now_us); c1=$(cpu_ticks "$SERVER_PID" || echo -1); l1=$(cpu_ticks "$LOAD_PID" || echo -1)
+    k1="$(core_ticks "$SERVER_CPU") $(core_ticks "$LOAD_CPU")"
+  fi
+  # The load generator ends DURATION s after its ramp; bounded by the read timeout and ramp timeout.
+  local lrc=0
+  wait "$LOAD_PID" || lrc=$?
+  LOAD_PID=""
+  wait "$DRAIN_PID" 2>/dev/null || true
+  DRAIN_PID=""
+  rm -f "$fifo"
+  stop_server
+
+  python3 - "$RUNS" "$ljson" "$name" "$c" "$s" "$round" "$ramp" "$lrc" \
+    "$w0" "$w1" "$c0" "$c1" "$l0" "$l1" "$CLK_TCK" "$k0" "$k1" <<'EOF' || FAILED=1
+import json, sys
+runs, ljson, name, c, s, rnd, ramp, lrc, w0, w1, c0, c1, l0, l1, tck, k0, k1 = sys.argv[1:]
+# busy and steal ticks of the server's core, then of the load generator's core
+k0, k1 = [int(x) for x in k0.split()], [int(x) for x in k1.split()]
+c, s, rnd, ramp, lrc, tck = int(c), int(s), int(rnd), int(ramp), int(lrc), int(tck)
+w0, w1, c0, c1, l0, l1 = map(int, (w0, w1, c0, c1, l0, l1))
+rec = {"point": f"{c}c {s}B", "conns": c, "size": s, "round": rnd, "server": name}
+why = []
+try:
+    with open(ljson) as f:
+        load = json.loads(f.read().strip().splitlines()[-1])
+except Exception as e:  # no JSON: the load generator failed
+    load = {}
+    why.append(f"no load JSON ({e.__class__.__name__})")
+if lrc != 0:
+    why.append(f"load generator exit {lrc}")
+if not ramp:
+    why.append("ramp not done")
+if load:
+    if load.get("errors", 1) != 0:
+        why.append(f"errors={load.get('errors')}")
+    if load.get("opened") != c:
+        why.append(f"opened={load.get('opened')} of {c}")
+    if load.get("messages", 0) <= 0:
+        why.append("no messages")
+if min(c0, c1, l0, l1) < 0 or w1 <= w0:
+    why.append("CPU samples missing")
+rec.update({k: load.get(k) for k in ("opened", "errors", "messages", "seconds",
+                                     "messages_per_sec", "p50_us", "p99_us", "p999_us")})
+if not why:
+    wall = (w1 - w0) / 1e6
+    cpu = (c1 - c0) / tck
+    util = cpu / wall
+    load_util = (l1 - l0) / tck / wall
+    rec.update({"window_s": round(wall, 3), "server_cpu_s": round(cpu, 3),
+                "server_util": round(util, 3),
+                "load_util": round(load_util, 3),
+                # Busy time of each pinned core not spent in our two processes: other jobs.
+                "others_server_core": round(max(0.0, (k1[0] - k0[0]) / tck / wall - util), 3),
+                "others_load_core": round(max(0.0, (k1[2] - k0[2]) / tck / wall - load_util), 3),
+                "steal": round(((k1[1] - k0[1]) + (k1[3] - k0[3])) / tck / wall, 3),
+                "cpu_us_per_msg": round(util / load["messages_per_sec"] * 1e6, 4)})
+rec["ok"] = not why
+if why:
+    rec["why"] = "; ".join(why)
+with open(runs, "a") as f:
+    f.write(json.dumps(rec) + "\n")
+if why:
+    print(f"bench: {name} {c}c {s}B round {rnd}: FAILED: {rec['why']}", file=sys.stderr)
+    sys.exit(1)
+print(f"bench: {rec['point']:>12} r{rnd} {name:<15} {rec['cpu_us_per_msg']:8.3f} us/msg "
+      f"{load['messages_per_sec']:>10.0f} msg/s  p99 {load['p99_us']} us  "
+      f"server util {rec['server_util']:.2f}  load util {rec['load_util']:.2f}  "
+      f"others {rec['others_server_core']:.2f}/{rec['others_load_core']:.2f}", file=sys.stderr)
+EOF
+}
+
+echo "bench: rounds=$ROUNDS duration=${DURATION}s pipeline=$PIPELINE server on CPU $SERVER_CPU, load on CPU $LOAD_CPU; logs in $OUT" >&2
+for c in $CONNS; do
+  for s in $SIZES; do
+    for round in $(seq "$ROUNDS"); do
+      for name in "${SERVERS[@]}"; do
+        run_one "$name" "$c" "$s" "$round"
+      done
+    done
+  done
+done
+
+# Machine description and versions for the report.
+MODEL=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+VERS=$(cd bench && python3 - <<'EOF'
+import re
+lock = open("Cargo.lock").read()
+out = []
+for name in ("tokio", "tokio-tungstenite", "tungstenite", "fastwebsockets", "hyper"):
+    m = re.search(r'\[\[package\]\]\nname = "%s"\nversion = "([^"]+)"' % re.escape(name), lock)
+    if m:
+        out.append(f"{name} {m.group(1)}")
+print(", ".join(out))
+EOF
+)
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes in src/ or Cargo.toml)"
+
+rc=0
+python3 - "$RUNS" "$RESULT" <<EOF || rc=$?
+import json, statistics, sys
+runs_path, result = sys.argv[1:]
+runs = [json.loads(l) for l in open(runs_path) if l.strip()]
+servers = ["myriad", "tungstenite", "fastwebsockets"]
+points = []
+for r in runs:
+    if (r["conns"], r["size"]) not in points:
+        points.append((r["conns"], r["size"]))
+med = statistics.median
+rows, notes = [], []
+head = ["point", "server", "CPU µs/msg (median)", "per round", "msgs/s", "p50 µs", "p99 µs",
+        "server CPU util", "load gen util", "others on cores", "myriad/this", "note"]
+for c, s in points:
+    by = {n: [r for r in runs if r["conns"] == c and r["size"] == s and r["server"] == n] for n in servers}
+    ok = {n: [r for r in by[n] if r["ok"]] for n in servers}
+    m_cpu = med([r["cpu_us_per_msg"] for r in ok["myriad"]]) if ok["myriad"] else None
+    for n in servers:
+        good = ok[n]
+        bad = len(by[n]) - len(good)
+        note = []
+        if bad:
+            note.append(f"{bad} run(s) FAILED")
+        if not good:
+            rows.append([f"{c} conns × {s} B", n] + ["-"] * 9 + ["; ".join(note)])
+            continue
+        cpu = med([r["cpu_us_per_msg"] for r in good])
+        util = med([r["server_util"] for r in good])
+        others = max(med([r["others_server_core"] for r in good]), med([r["others_load_core"] for r in good]))
+        if util < 0.9:
+            note.append(f"⚠ server util {util:.0%} < 90%: the load generator (or a neighbour) was the bottleneck")
+        if others > 0.1:
+            note.append(f"⚠ other jobs took {others:.0%} of a pinned core")
+        ratio = "-" if n == "myriad" or m_cpu is None else f"{m_cpu / cpu:.2f}"
+        rows.append([f"{c} conns × {s} B", n, f"{cpu:.3f}",
+                     " / ".join(f"{r['cpu_us_per_msg']:.3f}" for r in good),
+                     f"{med([r['messages_per_sec'] for r in good]):,.0f}",
+                     f"{med([r['p50_us'] for r in good]):.0f}",
+                     f"{med([r['p99_us'] for r in good]):.0f}",
+                     f"{util:.0%}", f"{med([r['load_util'] for r in good]):.0%}",
+                     f"{med([r['others_server_core'] for r in good]):.0%} / {med([r['others_load_core'] for r in good]):.0%}",
+                     ratio, "; ".join(note)])
+        if ratio != "-" and m_cpu / cpu > 1:
+            notes.append(f"- myriad is BEHIND {n} at {c} conns × {s} B: {m_cpu:.3f} vs {cpu:.3f} µs/msg ({m_cpu / cpu:.2f}x).")
+table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+table += ["| " + " | ".join(r) + " |" for r in rows]
+text = "\n".join(table)
+print(text)
+if notes:
+    print("\n".join(notes))
+failed = [r for r in runs if not r["ok"]]
+with open(result, "w") as f:
+    f.write(f"""# Echo benchmark: myriad vs tokio-tungstenite vs fastwebsockets
+
+Command: \`ROUNDS=$ROUNDS DURATION=$DURATION PIPELINE=$PIPELINE${TUNGSTENITE_ARGS:+ TUNGSTENITE_ARGS="$TUNGSTENITE_ARGS"} scripts/bench.sh\` (run $STAMP)
+
+- Machine: $MODEL, $(nproc) cores online to this job ($(nproc --all) in all), kernel $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC')
+- myriad commit $COMMIT; peers: $VERS; $(rustc --version); tungstenite-echo flags: ${TUNGSTENITE_ARGS:-none (crate defaults: 128 KiB read buffer)}
+- One worker each: \`myriad serve --workers 1\`, tokio current-thread runtime for the peers; server pinned to CPU $SERVER_CPU,
+  \`myriad-load echo\` pinned to CPU $LOAD_CPU; runs alternate myriad, tungstenite, fastwebsockets; $ROUNDS rounds of ${DURATION} s
+  after the ramp; pipeline $PIPELINE (messages in flight per connection).
+- CPU µs/msg: the server's utime+stime (/proc/PID/stat) from the load generator's "ramp done" to ${MARGIN} s before its
+  window ends, as a rate, over the load generator's messages/s; handshakes and connection close are excluded.
+  myriad/this < 1: myriad spends less CPU per echoed message than that peer.
+- Server CPU util: server CPU seconds over wall seconds in that window; well under 90% means the server waited for
+  the load generator (or lost its core to other jobs on this shared machine), so its figure is less sure.
+- Load gen util: the same for \`myriad-load\`. Others on cores: busy time of the server's / the load generator's core
+  (/proc/stat) not spent in those two processes, i.e. other jobs on this shared machine.
+- Every run checked: errors = 0 and opened = connections. Failed runs: {len(failed)}.
+
+{text}
+""")
+    if notes:
+        f.write("\n" + "\n".join(notes) + "\n")
+    if failed:
+        f.write("\nFailed runs:\n\n" + "\n".join(f"- {r['point']} round {r['round']} {r['server']}: {r.get('why')}" for r in failed) + "\n")
+    f.write("\n<details><summary>Per-run records</summary>\n\n\`\`\`\n" + "".join(json.dumps(r) + "\n" for r in runs) + "\`\`\`\n</details>\n")
+print(f"\nbench: written to {result}", file=sys.stderr)
+sys.exit(1 if failed else 0)
+EOF
+[ "$FAILED" = 0 ] || rc=1
+exit $rc

@@ -1,0 +1,117 @@
+//! The fuzz targets' bodies (tests/fuzz) over pseudo-random inputs, in the ordinary suite: frames
+//! built from random pieces (valid and broken) split at random offsets, and random HTTP heads.
+
+#[path = "fuzz/bodies.rs"]
+mod fuzz_bodies;
+
+/// xorshift64*: deterministic, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn random_frame(rng: &mut Rng, out: &mut Vec<u8>) {
+    let opcodes = [0u8, 1, 2, 8, 9, 10, 3, 11];
+    let b0 = (rng.below(2) as u8) << 7
+        | if rng.below(20) == 0 { 0x40 } else { 0 }
+        | opcodes[rng.below(opcodes.len() as u64) as usize];
+    let len = match rng.below(10) {
+        0 => 126 + rng.below(300),
+        1 => rng.below(3),
+        _ => rng.below(40),
+    };
+    let masked = rng.below(30) != 0;
+    let mut h = [0u8; myriad::frame::MAX_HEADER];
+    let op = myriad::frame::OpCode::from_u8(b0 & 0x0f).unwrap_or(myriad::frame::OpCode::Binary);
+    let key = [
+        rng.next() as u8,
+        rng.next() as u8,
+        rng.next() as u8,
+        rng.next() as u8,
+    ];
+    let n = myriad::frame::encode(
+        &mut h,
+        b0 & 0x80 != 0,
+        false,
+        op,
+        masked.then_some(key),
+        len,
+    );
+    h[0] = b0;
+    out.extend_from_slice(&h[..n]);
+    let text = rng.below(2) == 0;
+    for i in 0..len {
+        let b = if text {
+            b"ab\xc3\xa9\xe2\x82\xac "[(i % 8) as usize]
+        } else {
+            rng.next() as u8
+        };
+        out.push(b);
+    }
+    if rng.below(8) == 0 && !out.is_empty() {
+        let at = rng.below(out.len() as u64) as usize;
+        out[at] = rng.next() as u8;
+    }
+}
+
+#[test]
+fn decoder_random_streams_split_anywhere() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..3000 {
+        let mut s = Vec::new();
+        for _ in 0..1 + rng.below(5) {
+            random_frame(&mut rng, &mut s);
+        }
+        fuzz_bodies::decoder_split_invariance(&s);
+    }
+    // Pure noise too.
+    for _ in 0..2000 {
+        let len = rng.below(80) as usize;
+        let s: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        fuzz_bodies::decoder_split_invariance(&s);
+    }
+}
+
+#[test]
+fn handshake_random_heads() {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let pieces: [&[u8]; 14] = [
+        b"GET / HTTP/1.1\r\n",
+        b"POST /x HTTP/1.0\r\n",
+        b"Host: a\r\n",
+        b"Upgrade: websocket\r\n",
+        b"Connection: keep-alive, Upgrade\r\n",
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        b"Sec-WebSocket-Version: 13\r\n",
+        b"Sec-WebSocket-Protocol: a, b,,c\r\n",
+        b"Sec-WebSocket-Extensions: permessage-deflate; x=\"\r\n",
+        b"X: \xff\xfe\r\n",
+        b"\r\n",
+        b"\n",
+        b": \r\n",
+        b"GET",
+    ];
+    for _ in 0..5000 {
+        let mut head = Vec::new();
+        for _ in 0..rng.below(12) {
+            head.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+        }
+        if rng.below(4) == 0 {
+            head.extend_from_slice(b"\r\n");
+        }
+        if rng.below(10) == 0 && !head.is_empty() {
+            let at = rng.below(head.len() as u64) as usize;
+            head[at] = rng.next() as u8;
+        }
+        fuzz_bodies::handshake_any_head(&head);
+    }
+}
