@@ -147,6 +147,35 @@ mod tests {
     }
 
     #[test]
+    fn trim_heap_after_freeing() {
+        let big: Vec<Vec<u8>> = (0..64).map(|_| vec![1u8; 64 << 10]).collect();
+        drop(big);
+        trim_heap();
+        // Still a working allocator afterwards.
+        assert_eq!(
+            vec![2u8; 1 << 20]
+                .iter()
+                .map(|&b| usize::from(b))
+                .sum::<usize>(),
+            2 << 20
+        );
+    }
+
+    #[test]
+    fn blocked_signal_is_taken_by_sigwait() {
+        // In a thread of its own, so the mask does not leak into other tests.
+        let t = std::thread::spawn(|| {
+            block_shutdown_signals().unwrap();
+            // SAFETY: raising SIGTERM at this thread; it is blocked here, so it stays pending
+            // until sigwait takes it (it cannot kill the test process).
+            let rc = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGTERM) };
+            assert_eq!(rc, 0);
+            wait_for_shutdown_signal().unwrap()
+        });
+        assert_eq!(t.join().unwrap(), libc::SIGTERM);
+    }
+
+    #[test]
     fn two_listeners_share_a_port() {
         let a = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
         let addr = a.local_addr().unwrap();
