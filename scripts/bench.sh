@@ -26,7 +26,7 @@
 # default 9600; each run uses a fresh one), SERVER_CPU (0), LOAD_CPU (1), MARGIN (s, default 0.25),
 # MAX_SECONDS (watchdog for the whole script, default 1800), SKIP_BUILD=1 to use existing binaries,
 # TUNGSTENITE_ARGS (extra flags for tungstenite-echo, e.g. "--read-buffer 8192"; default none: the
-# crate's default configuration).
+# crate's default configuration), RESULT (the report file; default bench/results/echo-<date>.md).
 # Traffic goes to 127.0.0.1 only.
 set -euo pipefail
 
@@ -49,7 +49,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 DAY=$(date -u +%Y-%m-%d)
 OUT=$ROOT/target/bench/echo-$STAMP
 mkdir -p "$OUT" "$ROOT/bench/results"
-RESULT=$ROOT/bench/results/echo-$DAY.md
+RESULT=${RESULT:-$ROOT/bench/results/echo-$DAY.md}
 RUNS=$OUT/runs.jsonl
 : >"$RUNS"
 
@@ -133,11 +133,11 @@ alive() {
   [ "${line:0:1}" != Z ]
 }
 
-# wait_listening PORT PID: until something listens on 127.0.0.1:PORT (no connection is made), at most
-# 10 s, while PID lives.
+# wait_listening PORT PID: until PID listens on PORT (no connection is made), at most 10 s, while PID
+# lives.
 wait_listening() {
   for _ in $(seq 200); do
-    ss -Hltn "sport = :$1" | grep -q . && return 0
+    ss -Hltnp "sport = :$1" | grep -q "pid=$2," && return 0
     alive "$2" || return 1
     sleep 0.05
   done
@@ -162,8 +162,13 @@ RUN_NO=0
 # run_one SERVER CONNS SIZE ROUND: one measured run; appends a JSON record to $RUNS.
 run_one() {
   local name=$1 c=$2 s=$3 round=$4
-  local port=$(( PORT + RUN_NO % 200 ))
-  RUN_NO=$(( RUN_NO + 1 ))
+  local port
+  # A fresh port each run, skipping any that something else listens on.
+  while :; do
+    port=$(( PORT + RUN_NO % 200 ))
+    RUN_NO=$(( RUN_NO + 1 ))
+    ss -Hltn "sport = :$port" | grep -q . || break
+  done
   local tag="c$c-s$s-r$round-$name"
   local slog=$OUT/$tag.server.log llog=$OUT/$tag.load.log ljson=$OUT/$tag.load.json
   local cmd
@@ -315,7 +320,7 @@ git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || COMMIT="$COMMIT (+ uncomm
 
 rc=0
 python3 - "$RUNS" "$RESULT" <<EOF || rc=$?
-import json, statistics, sys
+import json, shutil, statistics, sys
 runs_path, result = sys.argv[1:]
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]
 servers = ["myriad", "tungstenite", "fastwebsockets"]
@@ -392,6 +397,7 @@ Command: \`ROUNDS=$ROUNDS DURATION=$DURATION PIPELINE=$PIPELINE${TUNGSTENITE_ARG
         f.write("\nFailed runs:\n\n" + "\n".join(f"- {r['point']} round {r['round']} {r['server']}: {r.get('why')}" for r in failed) + "\n")
     f.write("\n<details><summary>Per-run records</summary>\n\n\`\`\`\n" + "".join(json.dumps(r) + "\n" for r in runs) + "\`\`\`\n</details>\n")
 print(f"\nbench: written to {result}", file=sys.stderr)
+shutil.copy(result, "$OUT/")
 sys.exit(1 if failed else 0)
 EOF
 [ "$FAILED" = 0 ] || rc=1

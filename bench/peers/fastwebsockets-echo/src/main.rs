@@ -40,7 +40,10 @@ async fn upgrade(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, W
     tokio::task::spawn(async move {
         if let Err(e) = tokio::task::unconstrained(echo(fut)).await {
             // A peer that goes away without a Close is the normal end of a benchmark run.
-            if !matches!(e, WebSocketError::UnexpectedEOF | WebSocketError::ConnectionClosed) {
+            if !matches!(
+                e,
+                WebSocketError::UnexpectedEOF | WebSocketError::ConnectionClosed
+            ) {
                 eprintln!("fastwebsockets-echo: connection: {e}");
             }
         }
