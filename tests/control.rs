@@ -9,15 +9,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use myriad::{Message, SendError, Ws};
 
-fn fails_with(srv: &TestServer, ev: &Events, bytes: &[u8], code: u16) {
-    let mut r = Raw::open(srv.addr);
-    ev.opened();
-    r.write(bytes);
-    r.expect_close(code);
-    let (got, _) = ev.closed_without_messages();
-    assert_eq!(got, code, "on_close code");
-}
-
 // ---- BAD_INPUTS 32 ----------------------------------------------------------------------------
 
 #[test]

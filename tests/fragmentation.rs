@@ -6,15 +6,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn fails_with(srv: &TestServer, ev: &Events, bytes: &[u8], code: u16) {
-    let mut r = Raw::open(srv.addr);
-    ev.opened();
-    r.write(bytes);
-    r.expect_close(code);
-    let (got, _) = ev.closed_without_messages();
-    assert_eq!(got, code, "on_close code");
-}
-
 fn cat(frames: &[Vec<u8>]) -> Vec<u8> {
     frames.concat()
 }

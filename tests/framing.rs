@@ -11,17 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Sends `bytes` on a fresh connection and expects Close `code`, then EOF, and the handler's
-/// `on_close(code)` without any message before it.
-fn fails_with(srv: &TestServer, ev: &Events, bytes: &[u8], code: u16) {
-    let mut r = Raw::open(srv.addr);
-    ev.opened();
-    r.write(bytes);
-    r.expect_close(code);
-    let (got, _) = ev.closed_without_messages();
-    assert_eq!(got, code, "on_close code");
-}
-
 // ---- BAD_INPUTS 14 ----------------------------------------------------------------------------
 
 #[test]
