@@ -59,6 +59,7 @@ fn decode(c: &mut Criterion) {
         max_frame: 1 << 24,
         max_message: 1 << 24,
         max_fragments: 1 << 18,
+        compression: false,
     };
     let kernel = Kernel::detect();
     let mut g = c.benchmark_group("decode");

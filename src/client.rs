@@ -120,6 +120,7 @@ impl Client {
                 max_frame: 1 << 30,
                 max_message: 1 << 30,
                 max_fragments: 1 << 20,
+                compression: false,
             },
             kernel: Kernel::detect(),
             keys: [0; 256],
@@ -209,6 +210,7 @@ impl Client {
             None => bytes,
         };
         let queue = &mut self.queue;
+        let mut compressed = false;
         let mut push = |ev: Event<'_>| {
             queue.push_back(match ev {
                 Event::Text(t) => Received::Text(t.to_owned()),
@@ -216,16 +218,24 @@ impl Client {
                 Event::Ping(p) => Received::Ping(p.to_vec()),
                 Event::Pong(p) => Received::Pong(p.to_vec()),
                 Event::Close(c, r) => Received::Close(c, String::from_utf8_lossy(r).into_owned()),
+                // This client offers no compression, so the decoder refuses RSV1 before this.
+                Event::Compressed { .. } => {
+                    compressed = true;
+                    return false;
+                }
             });
             true
         };
-        let result = decoder::feed(
+        let mut result = decoder::feed(
             &mut self.rx,
             &mut data,
             &self.limits,
             self.kernel,
             &mut push,
         );
+        if compressed {
+            result = Err(crate::ProtocolError::ReservedBits);
+        }
         if let Err(e) = result {
             // RFC 6455 §7.1.7 (BAD_INPUTS 16): Fail the connection, i.e. send a Close with the
             // code the error earns, then close TCP; before, the error was only returned and the

@@ -27,6 +27,8 @@ pub struct Limits {
     pub max_message: u64,
     /// Most fragments in one message.
     pub max_fragments: u32,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message (RFC 7692 §6).
+    pub compression: bool,
 }
 
 /// Bytes charged per fragment against the message limit, so that a flood of empty fragments
@@ -46,6 +48,14 @@ pub enum Event<'a> {
     Pong(&'a [u8]),
     /// A valid Close frame: code (1005 when absent) and reason.
     Close(u16, &'a [u8]),
+    /// A complete compressed message (RSV1 on its first frame, RFC 7692 §6): still deflated, so
+    /// its UTF-8 (for text) is checked by the caller after inflating.
+    Compressed {
+        /// Text or binary.
+        text: bool,
+        /// The compressed payload of all its frames, in order.
+        data: &'a [u8],
+    },
 }
 
 #[derive(Debug)]
@@ -60,6 +70,7 @@ struct FrameInProgress {
 #[derive(Debug)]
 struct Assembly {
     text: bool,
+    compressed: bool,
     buf: Vec<u8>,
     fragments: u32,
     charged: u64,
@@ -145,7 +156,7 @@ pub fn feed(
 ) -> Result<(), ProtocolError> {
     let rules = Rules {
         role: lim.role,
-        allow_rsv1: false,
+        allow_rsv1: lim.compression,
         accept_unmasked: lim.accept_unmasked,
         max_frame: lim.max_frame,
     };
@@ -174,7 +185,7 @@ pub fn feed(
                 p.control_len += take as u8;
             } else if let Some(m) = p.message.as_mut() {
                 m.buf.extend_from_slice(chunk);
-                if m.text {
+                if m.text && !m.compressed {
                     m.utf8.feed(chunk)?;
                 }
             }
@@ -237,7 +248,12 @@ pub fn feed(
             OpCode::Close | OpCode::Ping | OpCode::Pong => control(h.opcode, payload, on)?,
             OpCode::Text | OpCode::Binary if h.fin => {
                 // A whole message in one frame, in place: the fast path, no copy.
-                if h.opcode == OpCode::Text {
+                if h.rsv1 {
+                    on(Event::Compressed {
+                        text: h.opcode == OpCode::Text,
+                        data: payload,
+                    })
+                } else if h.opcode == OpCode::Text {
                     let text = simdutf8::basic::from_utf8(payload)
                         .map_err(|_| ProtocolError::InvalidUtf8)?;
                     on(Event::Text(text))
@@ -252,7 +268,7 @@ pub fn feed(
                     unreachable!("start_or_continue leaves a message in progress")
                 };
                 m.buf.extend_from_slice(payload);
-                if m.text {
+                if m.text && !m.compressed {
                     m.utf8.feed(payload)?;
                 }
                 if h.fin { finish(p, on)? } else { true }
@@ -271,6 +287,10 @@ fn check_sequence(
     lim: &Limits,
 ) -> Result<(), ProtocolError> {
     let message = partial.and_then(|p| p.message.as_ref());
+    // RFC 7692 §6.1: RSV1 only on the first frame of a message.
+    if h.rsv1 && h.opcode == OpCode::Continuation {
+        return Err(ProtocolError::ReservedBits);
+    }
     match (h.opcode, message) {
         (OpCode::Continuation, None) => Err(ProtocolError::UnexpectedContinuation),
         (OpCode::Text | OpCode::Binary, Some(_)) => Err(ProtocolError::ExpectedContinuation),
@@ -304,6 +324,7 @@ fn check_sequence(
 fn start_or_continue(p: &mut Partial, h: &Header) {
     let m = p.message.get_or_insert_with(|| Assembly {
         text: h.opcode == OpCode::Text,
+        compressed: h.rsv1,
         buf: Vec::new(),
         fragments: 0,
         charged: 0,
@@ -321,6 +342,12 @@ fn finish(
     let Some(mut m) = p.message.take() else {
         return Ok(true);
     };
+    if m.compressed {
+        return Ok(on(Event::Compressed {
+            text: m.text,
+            data: &m.buf,
+        }));
+    }
     if m.text {
         m.utf8.finish()?;
         // Already checked piece by piece; this second pass only yields the &str.
@@ -366,6 +393,7 @@ mod tests {
             max_frame: 1 << 20,
             max_message: 1 << 20,
             max_fragments: 1000,
+            compression: false,
         }
     }
 
@@ -379,6 +407,12 @@ mod tests {
         v
     }
 
+    fn masked_rsv1(fin: bool, op: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut v = masked(fin, op, payload);
+        v[0] |= 0x40;
+        v
+    }
+
     #[derive(Debug, PartialEq, Eq, Clone)]
     enum Ev {
         Text(String),
@@ -386,6 +420,7 @@ mod tests {
         Ping(Vec<u8>),
         Pong(Vec<u8>),
         Close(u16, Vec<u8>),
+        Compressed(bool, Vec<u8>),
         Error(ProtocolError),
     }
 
@@ -418,6 +453,7 @@ mod tests {
                             closed = true;
                             Ev::Close(c, r.to_vec())
                         }
+                        Event::Compressed { text, data } => Ev::Compressed(text, data.to_vec()),
                     });
                     true
                 },
@@ -630,5 +666,49 @@ mod tests {
         .unwrap();
         assert_eq!(n, 1);
         assert!(partial.as_ref().is_some_and(|p| p.is_idle()));
+    }
+
+    // BAD_INPUTS 46: RSV1 marks the first frame of a compressed message, never a continuation,
+    // never a control frame, never without negotiation.
+    #[test]
+    fn bad_inputs_46_rsv1_rules() {
+        let deflate = Limits {
+            compression: true,
+            ..lim()
+        };
+        let run_all = |s: &[u8], l: &Limits| {
+            let mut outs = vec![run(s, &[], l)];
+            for i in 0..=s.len() {
+                outs.push(run(s, &[i], l));
+            }
+            outs
+        };
+        // Whole and fragmented compressed messages come out as Compressed, bytes untouched
+        // (not UTF-8 checked: they are deflate data).
+        let mut s = masked_rsv1(true, OpCode::Text, b"\xf2\x48\xcd");
+        s.extend(masked_rsv1(false, OpCode::Binary, b"\xff"));
+        s.extend(masked(true, OpCode::Continuation, b"\xfe"));
+        for out in run_all(&s, &deflate) {
+            assert_eq!(
+                out,
+                vec![
+                    Ev::Compressed(true, b"\xf2\x48\xcd".to_vec()),
+                    Ev::Compressed(false, b"\xff\xfe".to_vec()),
+                ]
+            );
+        }
+        // RSV1 on a continuation.
+        let mut s = masked_rsv1(false, OpCode::Text, b"a");
+        s.extend(masked_rsv1(true, OpCode::Continuation, b"b"));
+        for out in run_all(&s, &deflate) {
+            assert_eq!(out, vec![Ev::Error(ProtocolError::ReservedBits)]);
+        }
+        // RSV1 on a control frame, and without negotiation.
+        for out in run_all(&masked_rsv1(true, OpCode::Ping, b""), &deflate) {
+            assert_eq!(out, vec![Ev::Error(ProtocolError::ReservedBits)]);
+        }
+        for out in run_all(&masked_rsv1(true, OpCode::Binary, b"x"), &lim()) {
+            assert_eq!(out, vec![Ev::Error(ProtocolError::ReservedBits)]);
+        }
     }
 }

@@ -117,6 +117,7 @@ impl<H: Handler> Reactor<H> {
             max_frame: cfg.max_frame,
             max_message: cfg.max_message,
             max_fragments: cfg.max_fragments,
+            compression: false,
         };
         Ok(Reactor {
             poll,

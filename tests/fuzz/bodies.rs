@@ -14,6 +14,7 @@ enum Out {
     Ping(Vec<u8>),
     Pong(Vec<u8>),
     Close(u16, Vec<u8>),
+    Compressed(bool, Vec<u8>),
     Error(myriad::ProtocolError),
 }
 
@@ -24,6 +25,7 @@ fn run(stream: &[u8], cuts: &[usize]) -> Vec<Out> {
         max_frame: 4096,
         max_message: 8192,
         max_fragments: 64,
+        compression: stream.get(1).is_some_and(|b| b & 1 == 1),
     };
     let mut out = Vec::new();
     let mut partial: Option<Box<Partial>> = None;
@@ -56,6 +58,7 @@ fn run(stream: &[u8], cuts: &[usize]) -> Vec<Out> {
                     Event::Binary(b) => Out::Binary(b.to_vec()),
                     Event::Ping(b) => Out::Ping(b.to_vec()),
                     Event::Pong(b) => Out::Pong(b.to_vec()),
+                    Event::Compressed { text, data } => Out::Compressed(text, data.to_vec()),
                     Event::Close(c, r) => {
                         closed = true;
                         Out::Close(c, r.to_vec())

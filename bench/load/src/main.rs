@@ -470,6 +470,8 @@ impl Run {
                     Event::Ping(p) => pings.push(p.to_vec()),
                     Event::Pong(_) => {}
                     Event::Close(..) => closed = true,
+                    // No compression is offered, so the decoder refuses RSV1 before this.
+                    Event::Compressed { .. } => closed = true,
                 }
                 true
             },
@@ -554,6 +556,7 @@ fn main() {
             max_frame: 1 << 30,
             max_message: 1 << 30,
             max_fragments: 1 << 20,
+            compression: false,
         },
         server: common.server,
         echo,
