@@ -11,6 +11,8 @@
 # Environment:
 #   MYRIAD_BIN         server binary (default target/release/myriad)
 #   MYRIAD_WORKERS     --workers for the server (default 2)
+#   MYRIAD_SERVER_ARGS more server flags, e.g. "--deflate-mode dedicated"
+#   AUTOBAHN_OUT       where reports and logs go (default target/autobahn)
 #   AUTOBAHN_TIMEOUT   seconds allowed for the wstest run (default 1200; wstest
 #                      writes its reports only at the end, so a run that hits
 #                      this limit leaves no report and fails)
@@ -30,7 +32,8 @@ VIRTUALENV_VERSION=20.21.1
 AUTOBAHN_VERSION=25.10.1
 TOOLS_VENV=$ROOT/target/tools-venv
 AB_VENV=$ROOT/target/autobahn-venv
-OUT=$ROOT/target/autobahn
+OUT=${AUTOBAHN_OUT:-$ROOT/target/autobahn}
+[[ $OUT = /* ]] || OUT=$ROOT/$OUT
 MYRIAD_BIN=${MYRIAD_BIN:-target/release/myriad}
 MYRIAD_WORKERS=${MYRIAD_WORKERS:-2}
 AUTOBAHN_TIMEOUT=${AUTOBAHN_TIMEOUT:-1200}
@@ -172,8 +175,9 @@ trap 'stop_server || true' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "starting $MYRIAD_BIN serve --listen 127.0.0.1:$PORT --workers $MYRIAD_WORKERS (log: $SERVER_LOG)"
-"$MYRIAD_BIN" serve --listen "127.0.0.1:$PORT" --workers "$MYRIAD_WORKERS" >"$SERVER_LOG" 2>&1 &
+read -r -a SERVER_ARGS <<<"${MYRIAD_SERVER_ARGS:-}"
+log "starting $MYRIAD_BIN serve --listen 127.0.0.1:$PORT --workers $MYRIAD_WORKERS ${SERVER_ARGS[*]} (log: $SERVER_LOG)"
+"$MYRIAD_BIN" serve --listen "127.0.0.1:$PORT" --workers "$MYRIAD_WORKERS" "${SERVER_ARGS[@]}" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
 up=0

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use crate::extension::{ContextMode, DeflateConfig};
+
 /// What happens when a send would push a connection's unsent bytes past `max_backpressure`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackpressurePolicy {
@@ -64,6 +66,18 @@ pub struct Config {
     pub backlog: i32,
     /// Graceful shutdown: how long to wait for close handshakes. Default 10 s.
     pub shutdown_timeout: Duration,
+    /// permessage-deflate (RFC 7692). Default: enabled, [`ContextMode::Shared`]: the server answers
+    /// with `server_no_context_takeover` and `client_no_context_takeover`, so one compressor and
+    /// one decompressor per reactor serve every connection and an idle connection with compression
+    /// costs nothing more. The other modes keep per-connection state (a window of the client's
+    /// output, or a dedicated compressor) and cost memory per connection once it compresses.
+    pub deflate: DeflateConfig,
+    /// Messages at least this long are sent compressed on connections that negotiated
+    /// permessage-deflate; shorter ones go uncompressed (compressing them costs more CPU than it
+    /// saves bytes). Default 64.
+    pub compress_threshold: usize,
+    /// zlib compression level 0-9 for sent messages. Default 6.
+    pub compression_level: u32,
 }
 
 impl Default for Config {
@@ -89,6 +103,9 @@ impl Default for Config {
             allowed_origins: None,
             backlog: 1024,
             shutdown_timeout: Duration::from_secs(10),
+            deflate: DeflateConfig::default(),
+            compress_threshold: 64,
+            compression_level: 6,
         }
     }
 }
@@ -149,6 +166,12 @@ setters! {
     backlog: i32;
     /// Sets `shutdown_timeout`.
     shutdown_timeout: Duration;
+    /// Sets `deflate`.
+    deflate: DeflateConfig;
+    /// Sets `compress_threshold`.
+    compress_threshold: usize;
+    /// Sets `compression_level`.
+    compression_level: u32;
 }
 
 impl Config {
@@ -168,6 +191,9 @@ impl Config {
         }
         if self.read_budget == 0 {
             return Err("read_budget must be positive".into());
+        }
+        if self.compression_level > 9 {
+            return Err("compression_level must be 0 to 9".into());
         }
         if self.max_head_bytes < 256 {
             return Err("max_head_bytes must be at least 256".into());

@@ -42,6 +42,8 @@ pub const NOTIFIED: u8 = 16;
 pub const QUEUED_READ: u8 = 32;
 /// Flag: counted among pending handshakes.
 pub const PENDING: u8 = 64;
+/// Flag: permessage-deflate was negotiated (RFC 7692).
+pub const DEFLATE: u8 = 128;
 
 /// Output side state, boxed only while bytes wait.
 #[derive(Default)]

@@ -34,10 +34,13 @@
 
 pub mod client;
 pub mod close;
+mod compression;
 pub mod config;
 pub mod conn;
 pub mod decoder;
+pub mod deflate;
 pub mod error;
+pub mod extension;
 pub mod frame;
 pub mod handler;
 pub mod handshake;

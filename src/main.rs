@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use log::{error, info};
+use myriad::config::{ContextMode, DeflateConfig};
 use myriad::{BackpressurePolicy, Config, Echo, Server};
 
 #[derive(Parser)]
@@ -69,6 +70,20 @@ struct Serve {
     /// Pending handshakes per reactor before new connections get 503.
     #[arg(long, default_value_t = 4096)]
     max_pending_handshakes: usize,
+    /// Do not negotiate permessage-deflate.
+    #[arg(long)]
+    no_deflate: bool,
+    /// permessage-deflate context mode: shared (no context takeover either way; nothing per
+    /// connection), inflate-window (the client may keep its context; a window per connection),
+    /// dedicated (both keep context; a compressor per connection).
+    #[arg(long, default_value = "shared", value_parser = ["shared", "inflate-window", "dedicated"])]
+    deflate_mode: String,
+    /// Most window bits the server compresses with (9-15).
+    #[arg(long, default_value_t = 15)]
+    deflate_window_bits: u8,
+    /// Messages at least this long are sent compressed when deflate was negotiated.
+    #[arg(long, default_value_t = 64)]
+    compress_threshold: usize,
     /// Allowed Origin values (repeat the flag); default: any.
     #[arg(long = "allow-origin")]
     allow_origin: Vec<String>,
@@ -94,6 +109,19 @@ fn main() -> ExitCode {
         .close_timeout(secs(args.close_timeout))
         .shutdown_timeout(secs(args.shutdown_timeout))
         .max_pending_handshakes(args.max_pending_handshakes);
+    let mode = match args.deflate_mode.as_str() {
+        "inflate-window" => ContextMode::InflateWindow,
+        "dedicated" => ContextMode::Dedicated,
+        _ => ContextMode::Shared,
+    };
+    cfg = cfg
+        .deflate(DeflateConfig {
+            enabled: !args.no_deflate,
+            mode,
+            server_max_window_bits: args.deflate_window_bits.clamp(9, 15),
+            ..DeflateConfig::default()
+        })
+        .compress_threshold(args.compress_threshold);
     if let Some(w) = args.workers {
         cfg = cfg.workers(w);
     }

@@ -17,15 +17,17 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
 use crate::close;
+use crate::compression::Compression;
 use crate::config::{BackpressurePolicy, Config};
 use crate::conn::{
-    Conn, IN_WHEEL, NOTIFIED, PENDING, PING_SENT, QUEUED_READ, SENDING_FRAGMENTS, State, Tx,
+    Conn, DEFLATE, IN_WHEEL, NOTIFIED, PENDING, PING_SENT, QUEUED_READ, SENDING_FRAGMENTS, State, Tx,
     WANT_WRITE,
 };
 use crate::decoder::{self, Event, Limits};
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{self, MAX_HEADER, OpCode, Role};
 use crate::handler::{Fragment, Handler, Message, SendStatus, Upgrade, Ws};
+use crate::deflate::InflateError;
 use crate::handshake::{self, HeadLimits, MAX_HEADERS};
 use crate::mask::Kernel;
 use crate::pool::Pool;
@@ -81,6 +83,11 @@ pub struct Core<D> {
     drained: Vec<usize>,
     /// Still had bytes when the read budget ran out.
     readable: Vec<u64>,
+    /// permessage-deflate streams and per-connection state.
+    z: Compression,
+    /// Scratch for inflated and deflated messages (taken out while in use).
+    inflated: Vec<u8>,
+    deflated: Vec<u8>,
 }
 
 /// A reactor and its thread's state.
@@ -141,6 +148,9 @@ impl<H: Handler> Reactor<H> {
                 broken: Vec::new(),
                 drained: Vec::new(),
                 readable: Vec::new(),
+                z: Compression::new(cfg.compression_level),
+                inflated: Vec::new(),
+                deflated: Vec::new(),
                 cfg,
             },
             mailbox,
@@ -452,8 +462,28 @@ impl<H: Handler> Reactor<H> {
             }
             offered
         });
+        // RFC 7692: the first acceptable permessage-deflate offer, if compression is on.
+        let agreed = if core.cfg.deflate.enabled {
+            crate::extension::negotiate(req.extensions(), &core.cfg.deflate)
+        } else {
+            None
+        };
+        let mut ext = String::new();
+        if let Some(a) = &agreed {
+            a.response(&mut ext);
+        }
         let mut answer = Vec::with_capacity(256);
-        handshake::write_accept(&mut answer, req.key(), protocol, None, &accept.headers);
+        handshake::write_accept(
+            &mut answer,
+            req.key(),
+            protocol,
+            agreed.is_some().then_some(ext.as_str()),
+            &accept.headers,
+        );
+        if let Some(a) = agreed {
+            core.conns[key].flags |= DEFLATE;
+            core.z.open(key, a);
+        }
         let conn = &mut core.conns[key];
         conn.state = State::Open;
         conn.data = Some(accept.data);
@@ -552,7 +582,8 @@ impl<H: Handler> Reactor<H> {
             ..
         } = self;
         let mut rx = core.conns[key].rx.take();
-        let limits = core.limits;
+        let mut limits = core.limits;
+        limits.compression = core.conns[key].flags & DEFLATE != 0;
         let kernel = core.kernel;
         let result = decoder::feed(&mut rx, &mut recv[start..end], &limits, kernel, &mut |ev| {
             dispatch(core, handler, key, ev)
@@ -563,7 +594,8 @@ impl<H: Handler> Reactor<H> {
             core.fail(handler, key, e);
             return;
         }
-        if conn.state == State::Dead {
+        if !matches!(conn.state, State::Open | State::Closing) {
+            // Failed or closed from inside a callback: what was left of the input is moot.
             return;
         }
         conn.rx = rx.filter(|p| !p.is_idle());
@@ -744,6 +776,9 @@ impl<H: Handler> Reactor<H> {
         self.core.flush_cork();
         for key in std::mem::take(&mut self.core.dead) {
             if let Some(mut conn) = self.core.conns.try_remove(key) {
+                if conn.flags & DEFLATE != 0 {
+                    self.core.z.close(key);
+                }
                 if let Some(mut tx) = conn.tx.take() {
                     tx.out.clear(&mut self.core.pool);
                 }
@@ -808,6 +843,9 @@ fn dispatch<H: Handler>(
         Event::Pong(p) if state == State::Open => {
             handler.on_pong(&mut Ws { core, key }, p);
         }
+        Event::Compressed { text, data } if state == State::Open => {
+            return deliver_compressed(core, handler, key, text, data);
+        }
         Event::Close(code, reason) => match state {
             State::Open => {
                 // RFC 6455 §5.5.1: answer with a Close (echoing the code), then the server closes TCP.
@@ -828,6 +866,46 @@ fn dispatch<H: Handler>(
         },
         // Data after our Close is discarded (RFC 6455 §5.5.1).
         _ => {}
+    }
+    matches!(core.conns[key].state, State::Open | State::Closing)
+}
+
+/// Inflates a compressed message (capped at the message limit, BAD_INPUTS 48), checks its UTF-8
+/// and hands it to the handler. Returns whether decoding should go on.
+fn deliver_compressed<H: Handler>(
+    core: &mut Core<H::Data>,
+    handler: &mut H,
+    key: usize,
+    text: bool,
+    data: &[u8],
+) -> bool {
+    let mut buf = std::mem::take(&mut core.inflated);
+    buf.clear();
+    let max = usize::try_from(core.cfg.max_message).unwrap_or(usize::MAX);
+    if let Err(e) = core.z.inflate(key, data, max, &mut buf) {
+        debug!("reactor {}: conn {key}: inflate: {e}", core.reactor);
+        let why = match e {
+            InflateError::TooLarge { .. } => "message too large",
+            InflateError::Corrupt => "invalid compressed data",
+        };
+        core.fail_with(handler, key, e.close_code(), why);
+        core.inflated = buf;
+        return false;
+    }
+    if text {
+        match simdutf8::basic::from_utf8(&buf) {
+            Ok(t) => handler.on_message(&mut Ws { core, key }, Message::Text(t)),
+            Err(_) => {
+                let e = ProtocolError::InvalidUtf8;
+                core.fail_with(handler, key, e.close_code(), e.reason());
+            }
+        }
+    } else {
+        handler.on_message(&mut Ws { core, key }, Message::Binary(&buf));
+    }
+    // Keep the scratch for the next message, unless one huge message blew it up.
+    if buf.capacity() <= 1 << 20 {
+        core.inflated = buf;
     }
     matches!(core.conns[key].state, State::Open | State::Closing)
 }
@@ -1098,7 +1176,22 @@ impl<D> Core<D> {
                 });
             }
         }
-        self.frame_out(key, fin, op, payload);
+        if fin
+            && op != OpCode::Continuation
+            && self.conns[key].flags & DEFLATE != 0
+            && payload.len() >= self.cfg.compress_threshold
+        {
+            // RFC 7692 §6: a whole message, compressed, RSV1 on its (only) frame.
+            let mut out = std::mem::take(&mut self.deflated);
+            out.clear();
+            self.z.deflate(key, payload, &mut out);
+            self.frame_out_rsv(key, true, true, op, &out);
+            if out.capacity() <= 1 << 20 {
+                self.deflated = out;
+            }
+        } else {
+            self.frame_out(key, fin, op, payload);
+        }
         Ok(if self.conns[key].buffered() > 0 {
             SendStatus::Buffered
         } else {
@@ -1108,8 +1201,12 @@ impl<D> Core<D> {
 
     /// Frames `payload` (servers never mask) into the cork, or behind pending output.
     fn frame_out(&mut self, key: usize, fin: bool, op: OpCode, payload: &[u8]) {
+        self.frame_out_rsv(key, fin, false, op, payload);
+    }
+
+    fn frame_out_rsv(&mut self, key: usize, fin: bool, rsv1: bool, op: OpCode, payload: &[u8]) {
         let mut h = [0u8; MAX_HEADER];
-        let hl = frame::encode(&mut h, fin, false, op, None, payload.len() as u64);
+        let hl = frame::encode(&mut h, fin, rsv1, op, None, payload.len() as u64);
         self.raw_out2(key, &h[..hl], payload);
     }
 
