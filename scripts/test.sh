@@ -5,8 +5,12 @@
 #   3. build-release  cargo build --release --bins
 #   4. cargo-test     cargo test (debug build: unit and integration tests)
 #   5. python-echo    tests/python/test_echo.py against target/release/myriad
-#   6. autobahn       scripts/autobahn.sh, cases 1.* to 10.* (skipped, with a
+#   6. chromium       tests/browser/test_chromium.py: headless Chromium negotiates
+#                     permessage-deflate with the release binary (installs chromium)
+#   7. autobahn       scripts/autobahn.sh, cases 1.* to 10.* (skipped, with a
 #                     message, when no Python 2.7 interpreter exists)
+#   8. autobahn-deflate-MODE   cases 12.* and 13.* against --deflate-mode shared,
+#                     inflate-window and dedicated
 # The end-to-end steps use the release binary: the Autobahn 9.* cases move
 # large messages and run much faster against an optimised server.
 #
@@ -110,6 +114,14 @@ setup_py_venv() {
   "$venv/bin/python" -c 'import websockets; print("websockets", websockets.__version__)'
 }
 
+# Headless Chromium (Debian's package) for the browser test.
+install_chromium() {
+  [ "$(id -u)" = 0 ] || { echo "chromium missing and not root"; return 1; }
+  echo "installing chromium"
+  timeout 900 apt-get update -q >/dev/null && \
+    timeout 900 apt-get install -y -q --no-install-recommends chromium >/dev/null
+}
+
 export -f install_deps setup_py_venv
 export ROOT
 
@@ -131,9 +143,20 @@ if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
   else
     not_run python-echo "no target/py-venv"
   fi
+  if command -v chromium >/dev/null 2>&1 || install_chromium; then
+    run_step chromium 300 python3 tests/browser/test_chromium.py || true
+  else
+    not_run chromium "could not install Debian's chromium"
+  fi
   run_step autobahn 2400 bash scripts/autobahn.sh || true
+  # permessage-deflate: Autobahn 12.* and 13.* against each context mode (RFC 7692; issue 3).
+  for mode in shared inflate-window dedicated; do
+    run_step "autobahn-deflate-$mode" 1800 env MYRIAD_SERVER_ARGS="--deflate-mode $mode" \
+      AUTOBAHN_OUT="target/autobahn-$mode" bash scripts/autobahn.sh "12.*,13.*" || true
+  done
 else
   not_run python-echo "release build failed"
+  not_run chromium "release build failed"
   not_run autobahn "release build failed"
 fi
 

@@ -20,14 +20,14 @@ use crate::close;
 use crate::compression::Compression;
 use crate::config::{BackpressurePolicy, Config};
 use crate::conn::{
-    Conn, DEFLATE, IN_WHEEL, NOTIFIED, PENDING, PING_SENT, QUEUED_READ, SENDING_FRAGMENTS, State, Tx,
-    WANT_WRITE,
+    Conn, DEFLATE, IN_WHEEL, NOTIFIED, PENDING, PING_SENT, QUEUED_READ, SENDING_FRAGMENTS, State,
+    Tx, WANT_WRITE,
 };
 use crate::decoder::{self, Event, Limits};
+use crate::deflate::InflateError;
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{self, MAX_HEADER, OpCode, Role};
 use crate::handler::{Fragment, Handler, Message, SendStatus, Upgrade, Ws};
-use crate::deflate::InflateError;
 use crate::handshake::{self, HeadLimits, MAX_HEADERS};
 use crate::mask::Kernel;
 use crate::pool::Pool;

@@ -151,8 +151,14 @@ async def test_no_compression():
 
 
 async def test_default_compression_offer():
-    # The client offers permessage-deflate; the server may or may not accept it.
+    # The client's default offer (permessage-deflate; client_max_window_bits): the server accepts
+    # it in its default shared mode (RFC 7692; issue 3).
     async with ws_connect() as ws:
+        ext = ws.response.headers.get("Sec-WebSocket-Extensions")
+        check(
+            ext == "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            "negotiated %r" % ext,
+        )
         await echo_one(ws, "compressible " * 1000)
         await echo_one(ws, os.urandom(5000))
         await echo_one(ws, "")
