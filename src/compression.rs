@@ -3,21 +3,47 @@
 //!
 //! Default ("shared") connections own nothing here: one inflater and one deflater per window size
 //! serve them all, reset after every message, so an idle connection with compression negotiated
-//! costs exactly what one without does. A connection gets an entry in `conns` only when its
-//! agreement keeps context (the client's, which needs a window of its output primed into the
-//! shared inflater, or ours, which needs a dedicated deflater) or asked for a smaller server
-//! window; the entry's parts are created on first use and dropped on close.
+//! costs exactly what one without does. The agreement itself is packed into one byte of the
+//! connection entry (in what was padding). A connection whose agreement keeps context (the
+//! client's, which needs a window of its output primed into the shared inflater, or ours, which
+//! needs a dedicated deflater) gets an entry in `conns` when it first compresses or sends
+//! compressed data, not before; the entry is dropped on close.
 
 use std::collections::HashMap;
 
 use crate::deflate::{Deflater, InflateError, Inflater, Window};
 use crate::extension::Agreed;
 
-/// Per-connection state of the opt-in modes.
+/// Per-connection state of the opt-in modes, created on first use.
+#[derive(Default)]
 struct PerConn {
-    agreed: Agreed,
     window: Option<Window>,
     deflater: Option<Deflater>,
+}
+
+const SERVER_NO_CONTEXT: u8 = 0x80;
+const CLIENT_NO_CONTEXT: u8 = 0x40;
+
+/// Packs what the codec needs of an agreement into one byte: the two no-context-takeover bits,
+/// the server's window bits (9..=15, stored minus 9) and the client's (8..=15, minus 8).
+pub(crate) fn pack(a: &Agreed) -> u8 {
+    let mut z = (a.server_max_window_bits.clamp(9, 15) - 9) << 3;
+    z |= a.client_max_window_bits.clamp(8, 15) - 8;
+    if a.server_no_context_takeover {
+        z |= SERVER_NO_CONTEXT;
+    }
+    if a.client_no_context_takeover {
+        z |= CLIENT_NO_CONTEXT;
+    }
+    z
+}
+
+fn server_bits(z: u8) -> u8 {
+    ((z >> 3) & 7) + 9
+}
+
+fn client_bits(z: u8) -> u8 {
+    (z & 7) + 8
 }
 
 /// One reactor's compression state.
@@ -42,72 +68,107 @@ impl Compression {
         }
     }
 
-    /// A connection negotiated `agreed`: note it only if it needs state of its own.
-    pub(crate) fn open(&mut self, key: usize, agreed: Agreed) {
-        let shared = agreed.server_no_context_takeover
-            && agreed.client_no_context_takeover
-            && agreed.server_max_window_bits == 15;
-        if !shared {
-            self.conns.insert(
-                key,
-                PerConn {
-                    agreed,
-                    window: None,
-                    deflater: None,
-                },
-            );
-        }
-    }
-
     /// The connection is gone: free its window and deflater.
     pub(crate) fn close(&mut self, key: usize) {
         self.conns.remove(&key);
     }
 
-    /// Inflates one message of connection `key` into `out`, at most `max` bytes (RFC 7692 §7.2.2).
+    /// Inflates one message of connection `key` (agreement `z`) into `out`, at most `max` bytes
+    /// (RFC 7692 §7.2.2).
     pub(crate) fn inflate(
         &mut self,
         key: usize,
+        z: u8,
         data: &[u8],
         max: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), InflateError> {
-        match self.conns.get_mut(&key) {
-            Some(c) if !c.agreed.client_no_context_takeover => {
-                // The client keeps its context: prime its last window into the shared stream.
-                let bits = c.agreed.client_max_window_bits.max(9);
-                let window = c.window.get_or_insert_with(|| Window::new(bits));
-                let primed = (!window.bytes().is_empty()).then(|| window.bytes());
-                self.inflater.inflate(&[data], primed, max, out)?;
-                window.push(out);
-                Ok(())
-            }
-            _ => self.inflater.inflate(&[data], None, max, out),
+        if z & CLIENT_NO_CONTEXT != 0 {
+            return self.inflater.inflate(&[data], None, max, out);
         }
+        // The client keeps its context: prime its last window into the shared stream.
+        let c = self.conns.entry(key).or_default();
+        let window = c
+            .window
+            .get_or_insert_with(|| Window::new(client_bits(z).max(9)));
+        let primed = (!window.bytes().is_empty()).then(|| window.bytes());
+        self.inflater.inflate(&[data], primed, max, out)?;
+        window.push(out);
+        Ok(())
     }
 
-    /// Compresses one whole message of connection `key` into `out` (RFC 7692 §7.2.1).
-    pub(crate) fn deflate(&mut self, key: usize, msg: &[u8], out: &mut Vec<u8>) {
+    /// Compresses one whole message of connection `key` (agreement `z`) into `out`
+    /// (RFC 7692 §7.2.1).
+    pub(crate) fn deflate(&mut self, key: usize, z: u8, msg: &[u8], out: &mut Vec<u8>) {
         self.compressions += 1;
+        let bits = server_bits(z);
+        if z & SERVER_NO_CONTEXT != 0 {
+            self.shared(bits).compress(msg, true, out);
+            return;
+        }
+        // We keep our context: this connection's own deflater.
         let level = self.level;
-        let bits = match self.conns.get_mut(&key) {
-            Some(c) if !c.agreed.server_no_context_takeover => {
-                // We keep our context: this connection's own deflater.
-                let bits = c.agreed.server_max_window_bits.max(9);
-                c.deflater
-                    .get_or_insert_with(|| Deflater::new(bits, level))
-                    .compress(msg, false, out);
-                return;
-            }
-            Some(c) => c.agreed.server_max_window_bits,
-            None => 15,
-        };
-        self.shared(bits).compress(msg, true, out);
+        self.conns
+            .entry(key)
+            .or_default()
+            .deflater
+            .get_or_insert_with(|| Deflater::new(bits, level))
+            .compress(msg, false, out);
     }
 
     fn shared(&mut self, bits: u8) -> &mut Deflater {
         let bits = bits.clamp(9, 15);
         let level = self.level;
         self.shared[usize::from(bits - 9)].get_or_insert_with(|| Deflater::new(bits, level))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_keeps_what_the_codec_needs() {
+        for server_ctx in [false, true] {
+            for client_ctx in [false, true] {
+                for sb in 9..=15u8 {
+                    for cb in 8..=15u8 {
+                        let a = Agreed {
+                            server_no_context_takeover: server_ctx,
+                            client_no_context_takeover: client_ctx,
+                            server_max_window_bits: sb,
+                            client_max_window_bits: cb,
+                            ..Agreed::default()
+                        };
+                        let z = pack(&a);
+                        assert_eq!(z & SERVER_NO_CONTEXT != 0, server_ctx);
+                        assert_eq!(z & CLIENT_NO_CONTEXT != 0, client_ctx);
+                        assert_eq!((server_bits(z), client_bits(z)), (sb, cb));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shared_connections_hold_nothing_and_opt_in_ones_only_after_use() {
+        let mut c = Compression::new(6);
+        let shared = pack(&Agreed {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..Agreed::default()
+        });
+        let keeping = pack(&Agreed::default());
+        let mut out = Vec::new();
+        c.deflate(1, shared, b"hello hello hello", &mut out);
+        let mut back = Vec::new();
+        c.inflate(1, shared, &out, 1 << 20, &mut back).unwrap();
+        assert_eq!(back, b"hello hello hello");
+        assert!(c.conns.is_empty());
+        out.clear();
+        c.deflate(2, keeping, b"context", &mut out);
+        assert_eq!(c.conns.len(), 1);
+        c.close(2);
+        assert!(c.conns.is_empty());
     }
 }

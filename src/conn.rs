@@ -66,6 +66,9 @@ pub struct Conn<D> {
     pub state: State,
     /// Flags above.
     pub flags: u8,
+    /// The permessage-deflate agreement, packed (see `compression::pack`); 0 without one. It
+    /// fits in the entry's padding, so negotiating compression adds no byte per connection.
+    pub deflate: u8,
     /// Decoder state, boxed only while a frame or message is in progress.
     pub rx: Option<Box<Partial>>,
     /// Unsent output, boxed only while some waits.
@@ -92,6 +95,7 @@ impl<D> Conn<D> {
             deadline,
             state: State::Handshaking,
             flags: 0,
+            deflate: 0,
             rx: None,
             tx: None,
             data: None,

@@ -88,6 +88,9 @@ pub struct Core<D> {
     /// Scratch for inflated and deflated messages (taken out while in use).
     inflated: Vec<u8>,
     deflated: Vec<u8>,
+    /// Scratch for the 101 answer and its extension header.
+    http_scratch: Vec<u8>,
+    ext_scratch: String,
 }
 
 /// A reactor and its thread's state.
@@ -151,6 +154,8 @@ impl<H: Handler> Reactor<H> {
                 z: Compression::new(cfg.compression_level),
                 inflated: Vec::new(),
                 deflated: Vec::new(),
+                http_scratch: Vec::with_capacity(512),
+                ext_scratch: String::with_capacity(160),
                 cfg,
             },
             mailbox,
@@ -468,11 +473,14 @@ impl<H: Handler> Reactor<H> {
         } else {
             None
         };
-        let mut ext = String::new();
+        // Reused per-reactor buffers: a handshake allocates nothing that outlives it.
+        let mut ext = std::mem::take(&mut core.ext_scratch);
+        ext.clear();
         if let Some(a) = &agreed {
             a.response(&mut ext);
         }
-        let mut answer = Vec::with_capacity(256);
+        let mut answer = std::mem::take(&mut core.http_scratch);
+        answer.clear();
         handshake::write_accept(
             &mut answer,
             req.key(),
@@ -481,8 +489,9 @@ impl<H: Handler> Reactor<H> {
             &accept.headers,
         );
         if let Some(a) = agreed {
-            core.conns[key].flags |= DEFLATE;
-            core.z.open(key, a);
+            let conn = &mut core.conns[key];
+            conn.flags |= DEFLATE;
+            conn.deflate = crate::compression::pack(&a);
         }
         let conn = &mut core.conns[key];
         conn.state = State::Open;
@@ -492,6 +501,8 @@ impl<H: Handler> Reactor<H> {
             core.pending_handshakes -= 1;
         }
         core.raw_out(key, &answer);
+        core.http_scratch = answer;
+        core.ext_scratch = ext;
         core.touch(key);
         let mut ws = Ws { core, key };
         handler.on_open(&mut ws);
@@ -882,7 +893,8 @@ fn deliver_compressed<H: Handler>(
     let mut buf = std::mem::take(&mut core.inflated);
     buf.clear();
     let max = usize::try_from(core.cfg.max_message).unwrap_or(usize::MAX);
-    if let Err(e) = core.z.inflate(key, data, max, &mut buf) {
+    let z = core.conns[key].deflate;
+    if let Err(e) = core.z.inflate(key, z, data, max, &mut buf) {
         debug!("reactor {}: conn {key}: inflate: {e}", core.reactor);
         let why = match e {
             InflateError::TooLarge { .. } => "message too large",
@@ -1184,7 +1196,8 @@ impl<D> Core<D> {
             // RFC 7692 §6: a whole message, compressed, RSV1 on its (only) frame.
             let mut out = std::mem::take(&mut self.deflated);
             out.clear();
-            self.z.deflate(key, payload, &mut out);
+            let z = self.conns[key].deflate;
+            self.z.deflate(key, z, payload, &mut out);
             self.frame_out_rsv(key, true, true, op, &out);
             if out.capacity() <= 1 << 20 {
                 self.deflated = out;
