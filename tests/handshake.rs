@@ -351,8 +351,9 @@ fn bad_inputs_6_empty_or_garbage_offer_gives_no_header_or_400_when_required() {
 
 // ---- BAD_INPUTS 7: extension offers -----------------------------------------------------------
 
-/// The server negotiates no extension: every offer, well-formed or not, is declined (no
-/// `Sec-WebSocket-Extensions` in the answer) and the connection works; RSV1 stays forbidden.
+/// Malformed, unknown or unacceptable offers are declined (no `Sec-WebSocket-Extensions` in the
+/// answer) and the connection works without compression; RSV1 stays forbidden. (Acceptable
+/// permessage-deflate offers are in tests/deflate.rs.)
 #[test]
 fn bad_inputs_7_extension_offers_are_declined_without_crashing() {
     let many_params = format!(
@@ -366,7 +367,7 @@ fn bad_inputs_7_extension_offers_are_declined_without_crashing() {
         "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=7".into(),
         "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=abc".into(),
         "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover=1".into(),
-        "Sec-WebSocket-Extensions: permessage-deflate, permessage-deflate; foo".into(),
+        "Sec-WebSocket-Extensions: permessage-deflate; foo, permessage-deflate; bar=1".into(),
         "Sec-WebSocket-Extensions: x-unknown-extension".into(),
         many_params,
     ];
