@@ -1,11 +1,14 @@
 //! Criterion micro-benchmarks of the hot protocol paths: unmasking (each SIMD kernel against the
-//! scalar one), frame decoding in place, and UTF-8 validation. Each benchmark checks its answer
-//! once before timing it. Run: `cargo bench --bench micro`.
+//! scalar one), frame decoding in place, UTF-8 validation, and permessage-deflate in its three
+//! ways of keeping state (shared streams reset per message, a window re-primed into the shared
+//! inflater, dedicated streams). Each benchmark checks its answer once before timing it.
+//! Run: `cargo bench --bench micro` (or `-- deflate` for one group).
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use myriad::decoder::{self, Event, Limits};
+use myriad::deflate::{Deflater, Inflater, Window};
 use myriad::frame::{self, MAX_HEADER, OpCode, Role};
 use myriad::mask::{Kernel, apply_mask_naive};
 use myriad::utf8::{self, Utf8Stream};
@@ -128,5 +131,118 @@ fn utf8_validation(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, unmask, decode, utf8_validation);
+/// JSON-like messages of about `size` bytes, each a little different.
+fn json_like(size: usize, seq: usize) -> Vec<u8> {
+    let mut s = String::from("[");
+    let mut i = 0;
+    while s.len() < size {
+        s.push_str(&format!(
+            "{{\"id\":{},\"sym\":\"SYM{}\",\"px\":{}.{:02},\"qty\":{}}},",
+            seq * 1000 + i,
+            i % 17,
+            100 + (i * 7 + seq) % 50,
+            (i * 13) % 100,
+            (i * 31) % 1000
+        ));
+        i += 1;
+    }
+    s.truncate(size - 1);
+    s.push(']');
+    s.into_bytes()
+}
+
+fn deflate(c: &mut Criterion) {
+    let mut g = c.benchmark_group("deflate");
+    for size in [100usize, 1024, 16384] {
+        let msgs: Vec<Vec<u8>> = (0..16).map(|k| json_like(size, k)).collect();
+        g.throughput(Throughput::Bytes((size * msgs.len()) as u64));
+        // Shared: one stream, reset after each message (server_no_context_takeover).
+        let mut shared = Deflater::new(15, 6);
+        let mut inflater = Inflater::new();
+        let mut z = Vec::new();
+        let mut back = Vec::new();
+        for m in &msgs {
+            z.clear();
+            back.clear();
+            shared.compress(m, true, &mut z);
+            inflater
+                .inflate(&[&z], None, 1 << 24, &mut back)
+                .expect("inflate");
+            assert_eq!(&back, m);
+        }
+        g.bench_with_input(BenchmarkId::new("compress shared", size), &size, |b, _| {
+            b.iter(|| {
+                for m in &msgs {
+                    z.clear();
+                    shared.compress(black_box(m), true, &mut z);
+                }
+            })
+        });
+        // Dedicated: context kept across messages.
+        let mut dedicated = Deflater::new(15, 6);
+        g.bench_with_input(
+            BenchmarkId::new("compress dedicated", size),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    for m in &msgs {
+                        z.clear();
+                        dedicated.compress(black_box(m), false, &mut z);
+                    }
+                })
+            },
+        );
+        // Inflate, shared (no context).
+        let plain: Vec<Vec<u8>> = msgs
+            .iter()
+            .map(|m| {
+                let mut out = Vec::new();
+                Deflater::new(15, 6).compress(m, true, &mut out);
+                out
+            })
+            .collect();
+        g.bench_with_input(BenchmarkId::new("inflate shared", size), &size, |b, _| {
+            b.iter(|| {
+                for p in &plain {
+                    back.clear();
+                    let _ = inflater.inflate(&[black_box(p)], None, 1 << 24, &mut back);
+                }
+            })
+        });
+        // Inflate with the client's context: the connection's window re-primed each message.
+        let mut client = Deflater::new(15, 6);
+        let with_context: Vec<Vec<u8>> = msgs
+            .iter()
+            .map(|m| {
+                let mut out = Vec::new();
+                client.compress(m, false, &mut out);
+                out
+            })
+            .collect();
+        let mut window = Window::new(15);
+        for (p, m) in with_context.iter().zip(&msgs) {
+            back.clear();
+            let primed = (!window.bytes().is_empty()).then(|| window.bytes());
+            inflater
+                .inflate(&[p], primed, 1 << 24, &mut back)
+                .expect("primed inflate");
+            window.push(&back);
+            assert_eq!(&back, m);
+        }
+        g.bench_with_input(BenchmarkId::new("inflate window", size), &size, |b, _| {
+            b.iter(|| {
+                let mut w = Window::new(15);
+                for p in &with_context {
+                    back.clear();
+                    let primed = (!w.bytes().is_empty()).then(|| w.bytes());
+                    let _ = inflater.inflate(&[black_box(p)], primed, 1 << 24, &mut back);
+                    w.push(&back);
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, unmask, decode, utf8_validation, deflate);
 criterion_main!(benches);
