@@ -22,6 +22,18 @@ impl<'a> Message<'a> {
     }
 }
 
+/// Whether a message is sent compressed, on connections that negotiated permessage-deflate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Compress {
+    /// Compressed when at least `Config::compress_threshold` bytes long (default 64).
+    #[default]
+    Auto,
+    /// Always compressed.
+    Always,
+    /// Never compressed.
+    Never,
+}
+
 /// What a send did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendStatus {

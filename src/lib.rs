@@ -54,7 +54,7 @@ pub mod utf8;
 
 pub use config::{BackpressurePolicy, Config};
 pub use error::{ProtocolError, SendError};
-pub use handler::{Accept, Fragment, Handler, Message, SendStatus, Upgrade, Ws};
+pub use handler::{Accept, Compress, Fragment, Handler, Message, SendStatus, Upgrade, Ws};
 pub use handshake::Request;
 pub use server::{ConnId, Running, Server, ServerHandle};
 

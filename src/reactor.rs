@@ -27,7 +27,7 @@ use crate::decoder::{self, Event, Limits};
 use crate::deflate::InflateError;
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{self, MAX_HEADER, OpCode, Role};
-use crate::handler::{Fragment, Handler, Message, SendStatus, Upgrade, Ws};
+use crate::handler::{Compress, Fragment, Handler, Message, SendStatus, Upgrade, Ws};
 use crate::handshake::{self, HeadLimits, MAX_HEADERS};
 use crate::mask::Kernel;
 use crate::pool::Pool;
@@ -651,7 +651,7 @@ impl<H: Handler> Reactor<H> {
                 let r = match self.core.lookup(token) {
                     Some(key) => {
                         let op = if text { OpCode::Text } else { OpCode::Binary };
-                        self.core.send_data(key, true, op, &payload)
+                        self.core.send_data(key, true, op, &payload, Compress::Auto)
                     }
                     None => Err(SendError::StaleId),
                 };
@@ -1170,6 +1170,7 @@ impl<D> Core<D> {
         fin: bool,
         op: OpCode,
         payload: &[u8],
+        compress: Compress,
     ) -> Result<SendStatus, SendError> {
         let conn = &self.conns[key];
         if conn.state != State::Open {
@@ -1188,11 +1189,12 @@ impl<D> Core<D> {
                 });
             }
         }
-        if fin
-            && op != OpCode::Continuation
-            && self.conns[key].flags & DEFLATE != 0
-            && payload.len() >= self.cfg.compress_threshold
-        {
+        let wanted = match compress {
+            Compress::Auto => payload.len() >= self.cfg.compress_threshold,
+            Compress::Always => true,
+            Compress::Never => false,
+        };
+        if fin && op != OpCode::Continuation && self.conns[key].flags & DEFLATE != 0 && wanted {
             // RFC 7692 §6: a whole message, compressed, RSV1 on its (only) frame.
             let mut out = std::mem::take(&mut self.deflated);
             out.clear();
@@ -1428,6 +1430,19 @@ impl<D> Ws<'_, D> {
     /// [`SendError::Closed`] once closing; [`SendError::FragmentInProgress`] while a fragmented
     /// message is being sent.
     pub fn send(&mut self, msg: Message<'_>) -> Result<SendStatus, SendError> {
+        self.send_with(msg, Compress::Auto)
+    }
+
+    /// Sends a whole message, choosing whether it is compressed (when the connection negotiated
+    /// permessage-deflate; otherwise it is always sent as it is).
+    ///
+    /// # Errors
+    /// As [`Ws::send`].
+    pub fn send_with(
+        &mut self,
+        msg: Message<'_>,
+        compress: Compress,
+    ) -> Result<SendStatus, SendError> {
         if self.core.conns[self.key].flags & SENDING_FRAGMENTS != 0 {
             return Err(SendError::FragmentInProgress);
         }
@@ -1435,7 +1450,7 @@ impl<D> Ws<'_, D> {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
-        self.core.send_data(self.key, true, op, bytes)
+        self.core.send_data(self.key, true, op, bytes, compress)
     }
 
     /// Sends a text message.

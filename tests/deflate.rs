@@ -278,3 +278,49 @@ fn bad_inputs_48_bomb_fails_1009_with_bounded_memory() {
     assert!(grown < 8 << 10, "RSS grew by {grown} kB");
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// Per-call choice: `send_with(msg, Compress::Always | Never | Auto)`.
+#[derive(Clone)]
+struct Chooser;
+
+impl myriad::Handler for Chooser {
+    type Data = ();
+    fn on_upgrade(&mut self, _req: &myriad::Request<'_>) -> myriad::Upgrade<()> {
+        myriad::Upgrade::accept(())
+    }
+    fn on_message(&mut self, ws: &mut myriad::Ws<'_, ()>, msg: myriad::Message<'_>) {
+        let how = match msg.as_bytes().first() {
+            Some(b'a') => myriad::Compress::Always,
+            Some(b'n') => myriad::Compress::Never,
+            _ => myriad::Compress::Auto,
+        };
+        ws.send_with(msg, how).expect("send");
+    }
+}
+
+#[test]
+fn compression_chosen_per_send() {
+    let srv = TestServer::start(config(), Chooser);
+    let (mut r, _) = open_with(srv.addr, "permessage-deflate");
+    let long = format!("n{}", "x".repeat(500));
+    for (msg, compressed) in [
+        ("a", true),
+        ("short one", false),
+        (long.as_str(), false),
+        (&long[1..], true),
+    ] {
+        r.text(msg);
+        let f = r.frame();
+        assert_eq!(f.rsv == 0b100, compressed, "{msg:.10}");
+        let text = if compressed {
+            let mut out = Vec::new();
+            Inflater::new()
+                .inflate(&[&f.payload], None, 1 << 20, &mut out)
+                .expect("inflate");
+            out
+        } else {
+            f.payload.clone()
+        };
+        assert_eq!(text, msg.as_bytes());
+    }
+}
