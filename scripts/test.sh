@@ -4,7 +4,8 @@
 #   2. py-venv        target/py-venv with tests/python/requirements.txt
 #   3. build-release  cargo build --release --bins
 #   4. cargo-test     cargo test (debug build: unit and integration tests)
-#   5. python-echo    tests/python/test_echo.py against target/release/myriad
+#   5. python-echo    tests/python/test_echo.py against target/release/myriad,
+#      python-pubsub  and tests/python/test_pubsub.py against its --mode pubsub
 #   6. chromium       tests/browser/test_chromium.py: headless Chromium negotiates
 #                     permessage-deflate with the release binary (installs chromium)
 #   7. autobahn       scripts/autobahn.sh, cases 1.* to 10.* (skipped, with a
@@ -140,8 +141,10 @@ run_step cargo-test 1800 cargo test || true
 if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
   if [ -x target/py-venv/bin/python ]; then
     run_step python-echo 600 target/py-venv/bin/python tests/python/test_echo.py || true
+    run_step python-pubsub 600 target/py-venv/bin/python tests/python/test_pubsub.py || true
   else
     not_run python-echo "no target/py-venv"
+    not_run python-pubsub "no target/py-venv"
   fi
   if command -v chromium >/dev/null 2>&1 || install_chromium; then
     run_step chromium 300 python3 tests/browser/test_chromium.py || true

@@ -38,6 +38,12 @@ pub(crate) fn pack(a: &Agreed) -> u8 {
     z
 }
 
+/// Whether a connection with agreement `z` can take a message compressed once for everyone
+/// (fresh context, 15-bit window).
+pub(crate) fn takes_shared(z: u8) -> bool {
+    z & SERVER_NO_CONTEXT != 0 && server_bits(z) == 15
+}
+
 fn server_bits(z: u8) -> u8 {
     ((z >> 3) & 7) + 9
 }
@@ -114,6 +120,12 @@ impl Compression {
             .deflater
             .get_or_insert_with(|| Deflater::new(bits, level))
             .compress(msg, false, out);
+    }
+
+    /// The shared 15-bit deflater, for a message published to many subscribers: compressed once.
+    pub(crate) fn publish_deflater(&mut self) -> &mut Deflater {
+        self.compressions += 1;
+        self.shared(15)
     }
 
     fn shared(&mut self, bits: u8) -> &mut Deflater {

@@ -46,10 +46,12 @@ pub mod handler;
 pub mod handshake;
 pub mod mask;
 pub mod pool;
+pub mod pubsub;
 mod reactor;
 pub mod server;
 pub mod sys;
 pub mod timer;
+mod topic;
 pub mod utf8;
 
 pub use config::{BackpressurePolicy, Config};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use log::{error, info};
 use myriad::config::{ContextMode, DeflateConfig};
+use myriad::pubsub::PubSub;
 use myriad::{BackpressurePolicy, Config, Echo, Server};
 
 #[derive(Parser)]
@@ -84,6 +85,10 @@ struct Serve {
     /// Messages at least this long are sent compressed when deflate was negotiated.
     #[arg(long, default_value_t = 64)]
     compress_threshold: usize,
+    /// What the server does: echo (each message back to its sender) or pubsub (the JSON
+    /// protocol: {"op":"sub"|"unsub","topic":..}, {"op":"pub","topic":..,"data":..}).
+    #[arg(long, default_value = "echo", value_parser = ["echo", "pubsub"])]
+    mode: String,
     /// Allowed Origin values (repeat the flag); default: any.
     #[arg(long = "allow-origin")]
     allow_origin: Vec<String>,
@@ -140,7 +145,13 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let workers = cfg.workers;
-    let running = match Server::new(cfg, Echo).start() {
+    let pubsub = args.mode == "pubsub";
+    let started = if pubsub {
+        Server::new(cfg, PubSub::default()).start()
+    } else {
+        Server::new(cfg, Echo).start()
+    };
+    let running = match started {
         Ok(r) => r,
         Err(e) => {
             error!("cannot start: {e}");
@@ -148,7 +159,8 @@ fn main() -> ExitCode {
         }
     };
     info!(
-        "myriad serving echo on ws://{} with {workers} reactor(s)",
+        "myriad serving {} on ws://{} with {workers} reactor(s)",
+        if pubsub { "pub/sub" } else { "echo" },
         running.local_addr()
     );
     match myriad::sys::wait_for_shutdown_signal() {

@@ -31,8 +31,10 @@ use crate::handler::{Compress, Fragment, Handler, Message, SendStatus, Upgrade, 
 use crate::handshake::{self, HeadLimits, MAX_HEADERS};
 use crate::mask::Kernel;
 use crate::pool::Pool;
-use crate::server::{Cmd, ConnId};
+use crate::server::{Cmd, ConnId, ServerHandle};
 use crate::timer::Wheel;
+use crate::topic::{Published, Topics};
+use std::sync::Arc;
 
 pub(crate) const LISTENER: Token = Token(usize::MAX);
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
@@ -91,6 +93,10 @@ pub struct Core<D> {
     /// Scratch for the 101 answer and its extension header.
     http_scratch: Vec<u8>,
     ext_scratch: String,
+    /// Pub/sub topics of this reactor.
+    topics: Topics,
+    /// The other reactors, for publishes.
+    peers: ServerHandle,
 }
 
 /// A reactor and its thread's state.
@@ -115,6 +121,7 @@ impl<H: Handler> Reactor<H> {
         handler: H,
         cfg: Config,
         mailbox: Receiver<Cmd>,
+        peers: ServerHandle,
     ) -> io::Result<Reactor<H>> {
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
@@ -156,6 +163,8 @@ impl<H: Handler> Reactor<H> {
                 deflated: Vec::new(),
                 http_scratch: Vec::with_capacity(512),
                 ext_scratch: String::with_capacity(160),
+                topics: Topics::default(),
+                peers,
                 cfg,
             },
             mailbox,
@@ -676,6 +685,9 @@ impl<H: Handler> Reactor<H> {
                 }
             }
             Cmd::Shutdown { deadline } => self.begin_shutdown(deadline),
+            Cmd::Publish { topic, message } => {
+                self.core.deliver(&topic, &message);
+            }
         }
     }
 
@@ -790,6 +802,7 @@ impl<H: Handler> Reactor<H> {
                 if conn.flags & DEFLATE != 0 {
                     self.core.z.close(key);
                 }
+                self.core.topics.remove_conn(key as u32);
                 if let Some(mut tx) = conn.tx.take() {
                     tx.out.clear(&mut self.core.pool);
                 }
@@ -1075,6 +1088,11 @@ impl<D> Core<D> {
         why: &str,
     ) {
         let state = self.conns[key].state;
+        // Already closing (e.g. a second over-limit send in the same batch): the first failure
+        // stands. Killing here would cut off the Close frame still queued behind the data.
+        if matches!(state, State::Flushing | State::Draining | State::Dead) {
+            return;
+        }
         if state == State::Open {
             let _ = self.send_control(key, OpCode::Close, &close_payload(code, why));
         }
@@ -1176,18 +1194,8 @@ impl<D> Core<D> {
         if conn.state != State::Open {
             return Err(SendError::Closed);
         }
-        let queued = conn.buffered();
-        if queued > 0 {
-            let total = queued + payload.len() + MAX_HEADER;
-            if total > self.cfg.max_backpressure {
-                return Ok(match self.cfg.backpressure_policy {
-                    BackpressurePolicy::Drop => SendStatus::Dropped,
-                    BackpressurePolicy::Close(code) => {
-                        self.broken.push((key, code));
-                        SendStatus::Dropped
-                    }
-                });
-            }
+        if let Some(s) = self.over_limit(key, payload.len() + MAX_HEADER) {
+            return Ok(s);
         }
         let wanted = match compress {
             Compress::Auto => payload.len() >= self.cfg.compress_threshold,
@@ -1212,6 +1220,72 @@ impl<D> Core<D> {
         } else {
             SendStatus::Sent
         })
+    }
+
+    /// Applies the backpressure limit before queueing `extra` more bytes; Some(status) when the
+    /// message must not be queued.
+    fn over_limit(&mut self, key: usize, extra: usize) -> Option<SendStatus> {
+        let queued = self.conns[key].buffered();
+        if queued == 0 || queued + extra <= self.cfg.max_backpressure {
+            return None;
+        }
+        Some(match self.cfg.backpressure_policy {
+            BackpressurePolicy::Drop => SendStatus::Dropped,
+            BackpressurePolicy::Close(code) => {
+                self.broken.push((key, code));
+                SendStatus::Dropped
+            }
+        })
+    }
+
+    /// Writes a published message to this reactor's subscribers of `topic`: the one framed copy,
+    /// or the one compressed copy, or (for a connection keeping its own deflate context) its own
+    /// compression. A subscriber that cannot keep up gets the backpressure policy; the others do
+    /// not notice. Returns the deliveries queued.
+    pub(crate) fn deliver(&mut self, topic: &str, m: &Published) -> usize {
+        // Delivering does not change subscriptions (closes are settled later): borrow them out.
+        let topics = std::mem::take(&mut self.topics);
+        let op = if m.text { OpCode::Text } else { OpCode::Binary };
+        let mut delivered = 0;
+        for &key in topics.subscribers(topic) {
+            let key = key as usize;
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
+            // A fragmented message being sent must not be interleaved with another (§5.4).
+            if conn.state != State::Open || conn.flags & SENDING_FRAGMENTS != 0 {
+                continue;
+            }
+            let status = if conn.flags & DEFLATE == 0 {
+                self.send_framed(key, &m.plain)
+            } else if crate::compression::takes_shared(conn.deflate) {
+                match &m.deflated {
+                    Some(z) => self.send_framed(key, z),
+                    None => self.send_framed(key, &m.plain),
+                }
+            } else {
+                self.send_data(key, true, op, m.payload(), Compress::Auto)
+                    .unwrap_or(SendStatus::Dropped)
+            };
+            if status != SendStatus::Dropped {
+                delivered += 1;
+            }
+        }
+        self.topics = topics;
+        delivered
+    }
+
+    /// Queues a complete, already framed message, with the backpressure rules of any send.
+    fn send_framed(&mut self, key: usize, frame: &[u8]) -> SendStatus {
+        if let Some(s) = self.over_limit(key, frame.len()) {
+            return s;
+        }
+        self.raw_out(key, frame);
+        if self.conns[key].buffered() > 0 {
+            SendStatus::Buffered
+        } else {
+            SendStatus::Sent
+        }
     }
 
     /// Frames `payload` (servers never mask) into the cork, or behind pending output.
@@ -1538,5 +1612,48 @@ impl<D> Ws<'_, D> {
     /// Bytes queued behind the socket (backpressure).
     pub fn buffered(&self) -> usize {
         self.core.conns[self.key].buffered()
+    }
+
+    /// Subscribes this connection to `topic` (released on close). False if it already was.
+    pub fn subscribe(&mut self, topic: &str) -> bool {
+        self.core.topics.subscribe(self.key as u32, topic)
+    }
+
+    /// Unsubscribes this connection from `topic`. False if it was not subscribed.
+    pub fn unsubscribe(&mut self, topic: &str) -> bool {
+        self.core.topics.unsubscribe(self.key as u32, topic)
+    }
+
+    /// Publishes `msg` to every subscriber of `topic`, on every reactor (this connection too,
+    /// if it subscribes). The message is framed once and, when deflate is on and it is at least
+    /// `compress_threshold` long, compressed once; each other reactor receives one shared copy
+    /// through its mailbox. Returns the deliveries queued on this reactor.
+    ///
+    /// # Errors
+    /// [`SendError::ServerStopped`] when another reactor is gone.
+    pub fn publish(&mut self, topic: &str, msg: Message<'_>) -> Result<usize, SendError> {
+        let core = &mut *self.core;
+        let (text, payload) = match msg {
+            Message::Text(t) => (true, t.as_bytes()),
+            Message::Binary(b) => (false, b),
+        };
+        let compress = core.cfg.deflate.enabled && payload.len() >= core.cfg.compress_threshold;
+        let published = if compress {
+            Published::new(text, payload, Some(core.z.publish_deflater()))
+        } else {
+            Published::new(text, payload, None)
+        };
+        let published = Arc::new(published);
+        let topic: Arc<str> = topic.into();
+        let local = core.deliver(&topic, &published);
+        if core.peers.reactors() > 1 {
+            core.peers.broadcast(Some(core.reactor), topic, published)?;
+        }
+        Ok(local)
+    }
+
+    /// Messages compressed by this reactor so far (each publish compresses at most once).
+    pub fn compressions(&self) -> u64 {
+        self.core.z.compressions
     }
 }

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use mio::{Poll, Waker};
 
 use crate::config::Config;
+use crate::deflate::Deflater;
 use crate::error::SendError;
 use crate::handler::{Handler, Message, SendStatus};
 use crate::reactor::{self, Reactor};
+use crate::topic::Published;
 
 /// Identifies a connection across threads. A stale id (its connection closed, the slot perhaps
 /// reused) never reaches another connection: the generation in it no longer matches.
@@ -59,6 +61,10 @@ pub(crate) enum Cmd {
     Shutdown {
         deadline: Instant,
     },
+    Publish {
+        topic: Arc<str>,
+        message: Arc<Published>,
+    },
 }
 
 struct Mailbox {
@@ -71,6 +77,14 @@ struct Mailbox {
 pub struct ServerHandle {
     mailboxes: Arc<Vec<Mailbox>>,
     shutdown_timeout: Duration,
+    /// Publishes of at least this many bytes are compressed (once) when deflate is enabled.
+    compress_at: Option<usize>,
+    level: u32,
+}
+
+thread_local! {
+    /// A publisher thread's compressor, so that a publish from any thread compresses once.
+    static PUBLISH_DEFLATER: std::cell::RefCell<Option<Deflater>> = const { std::cell::RefCell::new(None) };
 }
 
 impl ServerHandle {
@@ -146,6 +160,52 @@ impl ServerHandle {
     pub fn reactors(&self) -> usize {
         self.mailboxes.len()
     }
+
+    /// Publishes a message to `topic` from any thread: it is framed (and, when deflate is on and
+    /// the message is long enough, compressed) once, here, and every reactor writes that one copy
+    /// to its local subscribers, with the usual backpressure rules.
+    ///
+    /// # Errors
+    /// [`SendError::ServerStopped`] when a reactor is gone.
+    pub fn publish(&self, topic: &str, msg: Message<'_>) -> Result<(), SendError> {
+        let (text, payload) = match msg {
+            Message::Text(t) => (true, t.as_bytes()),
+            Message::Binary(b) => (false, b),
+        };
+        let compress = self.compress_at.is_some_and(|n| payload.len() >= n);
+        let message = if compress {
+            PUBLISH_DEFLATER.with(|d| {
+                let mut d = d.borrow_mut();
+                let d = d.get_or_insert_with(|| Deflater::new(15, self.level));
+                Published::new(text, payload, Some(d))
+            })
+        } else {
+            Published::new(text, payload, None)
+        };
+        self.broadcast(None, topic.into(), Arc::new(message))
+    }
+
+    /// Hands a published message to every reactor but `skip`.
+    pub(crate) fn broadcast(
+        &self,
+        skip: Option<u32>,
+        topic: Arc<str>,
+        message: Arc<Published>,
+    ) -> Result<(), SendError> {
+        for i in 0..self.mailboxes.len() as u32 {
+            if Some(i) == skip {
+                continue;
+            }
+            self.post(
+                i,
+                Cmd::Publish {
+                    topic: topic.clone(),
+                    message: message.clone(),
+                },
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn send_cmd(
@@ -199,21 +259,34 @@ impl<H: Handler> Server<H> {
         for _ in 1..self.config.workers {
             listeners.push(crate::sys::reuseport_listener(addr, self.config.backlog)?);
         }
+        // Every mailbox exists before any reactor starts, so reactors can reach each other.
         let mut mailboxes = Vec::new();
-        let mut threads = Vec::new();
-        for (i, listener) in listeners.into_iter().enumerate() {
+        let mut parts = Vec::new();
+        for listener in listeners {
             let poll = Poll::new()?;
             let waker = Waker::new(poll.registry(), reactor::WAKER)?;
             let (tx, rx) = mpsc::channel();
             mailboxes.push(Mailbox { tx, waker });
+            parts.push((poll, listener, rx));
+        }
+        let deflate = &self.config.deflate;
+        let handle = ServerHandle {
+            mailboxes: Arc::new(mailboxes),
+            shutdown_timeout: self.config.shutdown_timeout,
+            compress_at: deflate.enabled.then_some(self.config.compress_threshold),
+            level: self.config.compression_level,
+        };
+        let mut threads = Vec::new();
+        for (i, (poll, listener, rx)) in parts.into_iter().enumerate() {
             let handler = self.handler.clone();
             let cfg = self.config.clone();
+            let peers = handle.clone();
             // The reactor (and its slab of `H::Data`) is built on its own thread and never leaves it.
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("myriad-reactor-{i}"))
                     .spawn(move || {
-                        match Reactor::new(i as u32, poll, listener, handler, cfg, rx) {
+                        match Reactor::new(i as u32, poll, listener, handler, cfg, rx, peers) {
                             Ok(r) => r.run(),
                             Err(e) => log::error!("reactor {i} failed to start: {e}"),
                         }
@@ -221,10 +294,7 @@ impl<H: Handler> Server<H> {
             );
         }
         Ok(Running {
-            handle: ServerHandle {
-                mailboxes: Arc::new(mailboxes),
-                shutdown_timeout: self.config.shutdown_timeout,
-            },
+            handle,
             threads,
             addr,
         })
