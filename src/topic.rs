@@ -98,31 +98,6 @@ impl Topics {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subscribe_unsubscribe_and_close_release_everything() {
-        let mut t = Topics::default();
-        assert!(t.subscribe(1, "a"));
-        assert!(!t.subscribe(1, "a"));
-        assert!(t.subscribe(2, "a"));
-        assert!(t.subscribe(2, "b"));
-        assert_eq!(t.subscribers("a"), &[1, 2]);
-        assert!(t.unsubscribe(1, "a"));
-        assert!(!t.unsubscribe(1, "a"));
-        assert_eq!(t.subscribers("a"), &[2]);
-        t.remove_conn(2);
-        assert!(t.subscribers("a").is_empty());
-        assert!(t.subscribers("b").is_empty());
-        assert!(t.ids.is_empty() && t.by_conn.is_empty());
-        // Ids are reused.
-        assert!(t.subscribe(3, "c"));
-        assert_eq!(t.subs.len(), 2);
-    }
-}
-
 /// A published message, framed once: as is, and (when worth it) compressed once for every
 /// subscriber in the shared deflate mode (RFC 7692 with server_no_context_takeover).
 pub(crate) struct Published {
@@ -170,5 +145,30 @@ impl Published {
     /// The payload, uncompressed.
     pub(crate) fn payload(&self) -> &[u8] {
         &self.plain[self.header..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscribe_unsubscribe_and_close_release_everything() {
+        let mut t = Topics::default();
+        assert!(t.subscribe(1, "a"));
+        assert!(!t.subscribe(1, "a"));
+        assert!(t.subscribe(2, "a"));
+        assert!(t.subscribe(2, "b"));
+        assert_eq!(t.subscribers("a"), &[1, 2]);
+        assert!(t.unsubscribe(1, "a"));
+        assert!(!t.unsubscribe(1, "a"));
+        assert_eq!(t.subscribers("a"), &[2]);
+        t.remove_conn(2);
+        assert!(t.subscribers("a").is_empty());
+        assert!(t.subscribers("b").is_empty());
+        assert!(t.ids.is_empty() && t.by_conn.is_empty());
+        // Ids are reused.
+        assert!(t.subscribe(3, "c"));
+        assert_eq!(t.subs.len(), 2);
     }
 }
