@@ -86,6 +86,8 @@
 //!   [`DeflateConfig::client_max_window_bits`] only lowers it for clients that offered
 //!   `client_max_window_bits` (browsers do).
 
+use crate::handshake::is_tchar;
+
 /// The registered extension name (RFC 7692 §7).
 const PERMESSAGE_DEFLATE: &[u8] = b"permessage-deflate";
 const SERVER_NO_CONTEXT_TAKEOVER: &[u8] = b"server_no_context_takeover";
@@ -530,28 +532,6 @@ impl Iterator for Unescape<'_> {
             Some(b)
         }
     }
-}
-
-/// RFC 7230 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
 }
 
 /// A forward-only position in a header value; every method consumes what it looks at, so a

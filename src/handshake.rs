@@ -137,7 +137,7 @@ pub fn check_incomplete(buf: &[u8], limits: &HeadLimits) -> Result<(), HttpError
 // ---------------------------------------------------------------------------------------------
 
 /// RFC 7230 §3.2.6 `tchar`.
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
