@@ -37,6 +37,39 @@ enum Mode {
     Echo(EchoArgs),
     /// Open connections and hold them idle, answering pings.
     Hold(HoldArgs),
+    /// Pub/sub fan-out on `myriad serve --mode pubsub`: every connection subscribes to one topic,
+    /// the first also publishes at a fixed rate; counts deliveries, gaps and publish-to-delivery
+    /// latency.
+    Fanout(FanoutArgs),
+}
+
+#[derive(Args)]
+struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Size of the published `data` string in bytes.
+    #[arg(short = 's', long, default_value_t = 64)]
+    size: usize,
+    /// Publishes per second.
+    #[arg(long, default_value_t = 1000)]
+    publish_rate: u64,
+    /// Seconds of measurement once every connection is subscribed.
+    #[arg(short = 'd', long, default_value_t = 10.0)]
+    duration: f64,
+    /// Offer permessage-deflate (the server then compresses each publish once).
+    #[arg(long)]
+    deflate: bool,
+}
+
+/// Fan-out mode state.
+struct Fanout {
+    size: usize,
+    deflate: bool,
+    subscribed: usize,
+    publisher: Option<usize>,
+    published: u64,
+    gaps: u64,
+    t0: Instant,
 }
 
 #[derive(Args, Clone)]
@@ -108,6 +141,8 @@ struct Conn {
     in_flight: VecDeque<Instant>,
     /// Bytes not yet written.
     out: Vec<u8>,
+    /// Fan-out: the next sequence number expected.
+    next_seq: u64,
 }
 
 #[derive(Default)]
@@ -196,6 +231,8 @@ struct Run {
     server: SocketAddr,
     /// Echo mode: message size and pipeline depth; None in hold mode.
     echo: Option<(usize, usize, bool)>,
+    fanout: Option<Fanout>,
+    inflater: Option<myriad::deflate::Inflater>,
     payload: Vec<u8>,
     hist: Histogram<u64>,
     measuring: bool,
@@ -235,6 +272,7 @@ impl Run {
                     rx: None,
                     in_flight: VecDeque::new(),
                     out: Vec::new(),
+                    next_seq: 0,
                 });
             }
             Err(e) => {
@@ -321,7 +359,12 @@ impl Run {
                     c.state = State::Handshaking;
                     let host = self.server.to_string();
                     let key_str = std::str::from_utf8(&c.key).unwrap_or("").to_owned();
-                    handshake::write_request(&mut c.out, &host, "/", &key_str, &[], None);
+                    let offer = self
+                        .fanout
+                        .as_ref()
+                        .is_some_and(|f| f.deflate)
+                        .then_some("permessage-deflate");
+                    handshake::write_request(&mut c.out, &host, "/", &key_str, &[], offer);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {
                     if let Ok(Some(_)) | Err(_) = c.stream.take_error() {
@@ -414,6 +457,12 @@ impl Run {
     }
 
     fn after_open(&mut self, key: usize) {
+        if let Some(f) = self.fanout.as_mut() {
+            f.publisher.get_or_insert(key);
+            self.send_frame(key, OpCode::Text, false, br#"{"op":"sub","topic":"bench"}"#);
+            self.flush(key);
+            return;
+        }
         if let Some((_, depth, _)) = self.echo {
             let op = self.echo_opcode();
             for _ in 0..depth {
@@ -442,6 +491,12 @@ impl Run {
         let payload = &self.payload;
         let mut latencies: Vec<Instant> = Vec::new();
         let in_flight = &mut c.in_flight;
+        let fanout_mode = self.fanout.is_some();
+        let mut fan_acks = 0usize;
+        let mut fan_seqs: Vec<(u64, u64)> = Vec::new();
+        let mut inflated = Vec::new();
+        let t0 = self.fanout.as_ref().map(|f| f.t0);
+        let mut inflater = self.inflater.take();
         let r = decoder::feed(
             &mut rx,
             &mut self.scratch[start..end],
@@ -456,6 +511,18 @@ impl Run {
                         }
                         if let Some(t) = in_flight.pop_front() {
                             latencies.push(t);
+                        }
+                    }
+                    Event::Text(t) if fanout_mode => {
+                        fanout_event(t.as_bytes(), &mut fan_acks, &mut fan_seqs);
+                    }
+                    Event::Compressed { data, .. } if fanout_mode => {
+                        inflated.clear();
+                        let inf = inflater.get_or_insert_with(myriad::deflate::Inflater::new);
+                        if inf.inflate(&[data], None, 1 << 24, &mut inflated).is_ok() {
+                            fanout_event(&inflated, &mut fan_acks, &mut fan_seqs);
+                        } else {
+                            closed = true;
                         }
                     }
                     Event::Text(t) => {
@@ -476,8 +543,30 @@ impl Run {
                 true
             },
         );
+        self.inflater = inflater;
         if let Some(c) = self.conns.get_mut(key) {
             c.rx = rx.filter(|p| !p.is_idle());
+        }
+        if fanout_mode {
+            let now_us = t0.map_or(0, |t| t.elapsed().as_micros() as u64);
+            let measuring = self.measuring;
+            if let Some(f) = self.fanout.as_mut() {
+                f.subscribed += fan_acks;
+            }
+            if let Some(c) = self.conns.get_mut(key) {
+                for (seq, sent_us) in fan_seqs {
+                    if seq != c.next_seq {
+                        if let Some(f) = self.fanout.as_mut() {
+                            f.gaps += 1;
+                        }
+                    }
+                    c.next_seq = seq + 1;
+                    if measuring {
+                        self.stats.messages += 1;
+                        let _ = self.hist.record(now_us.saturating_sub(sent_us).max(1));
+                    }
+                }
+            }
         }
         if r.is_err() || closed {
             self.fail(key, true);
@@ -505,13 +594,57 @@ impl Run {
         self.flush(key);
     }
 
+    /// Publishes the next fan-out message.
+    fn publish(&mut self) {
+        let Some(f) = self.fanout.as_mut() else {
+            return;
+        };
+        let Some(key) = f.publisher else {
+            return;
+        };
+        let sent_us = f.t0.elapsed().as_micros() as u64;
+        let mut msg = format!(
+            "{{\"op\":\"pub\",\"topic\":\"bench\",\"data\":\"{}:{}:",
+            f.published, sent_us
+        );
+        let pad = f.size.saturating_sub(msg.len() - 38);
+        msg.extend(std::iter::repeat_n('x', pad));
+        msg.push_str("\"}");
+        f.published += 1;
+        self.send_frame(key, OpCode::Text, false, msg.as_bytes());
+        self.flush(key);
+    }
+
     fn count(&self, s: State) -> usize {
         self.conns.iter().filter(|(_, c)| c.state == s).count()
     }
 }
 
+/// A text message in fan-out mode: a subscription ack, or a delivery whose data is
+/// "SEQ:SENT_US:padding".
+fn fanout_event(t: &[u8], acks: &mut usize, seqs: &mut Vec<(u64, u64)>) {
+    if t.starts_with(br#"{"ok":"sub""#) {
+        *acks += 1;
+        return;
+    }
+    let Some(at) = t.windows(8).position(|w| w == br#""data":""#) else {
+        return;
+    };
+    let rest = &t[at + 8..];
+    let mut parts = rest.splitn(3, |&b| b == b':');
+    let num = |p: Option<&[u8]>| {
+        p.and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|s| s.parse::<u64>().ok())
+    };
+    if let (Some(seq), Some(us)) = (num(parts.next()), num(parts.next())) {
+        seqs.push((seq, us));
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
+    let mut fanout: Option<Fanout> = None;
+    let mut publish_rate = 0u64;
     let (common, echo, hold_secs, duration) = match cli.mode {
         Mode::Echo(a) => (
             a.common,
@@ -520,6 +653,19 @@ fn main() {
             a.duration,
         ),
         Mode::Hold(a) => (a.common, None, a.hold, 0.0),
+        Mode::Fanout(a) => {
+            fanout = Some(Fanout {
+                size: a.size,
+                deflate: a.deflate,
+                subscribed: 0,
+                publisher: None,
+                published: 0,
+                gaps: 0,
+                t0: Instant::now(),
+            });
+            publish_rate = a.publish_rate;
+            (a.common, None, 0.0, a.duration)
+        }
     };
     let sources = match parse_sources(common.sources.as_deref()) {
         Ok(s) => s,
@@ -541,6 +687,7 @@ fn main() {
         Some((size, _, false)) => (0..size).map(|i| (i * 31 + 7) as u8).collect(),
         None => Vec::new(),
     };
+    let fanout_deflate = fanout.as_ref().is_some_and(|f| f.deflate);
     let mut run = Run {
         poll: Poll::new().expect("poll"),
         conns: Slab::new(),
@@ -556,10 +703,12 @@ fn main() {
             max_frame: 1 << 30,
             max_message: 1 << 30,
             max_fragments: 1 << 20,
-            compression: false,
+            compression: fanout_deflate,
         },
         server: common.server,
         echo,
+        fanout,
+        inflater: None,
         payload,
         hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
         measuring: false,
@@ -593,7 +742,16 @@ fn main() {
             next_tick = now + Duration::from_millis(10);
         }
         let settled = run.stats.opened as usize + run.stats.failed as usize;
-        if ramp_done.is_none() && started >= common.connections && settled >= common.connections {
+        // Fan-out: the ramp ends when every open connection is also subscribed.
+        let subscribed = run
+            .fanout
+            .as_ref()
+            .is_none_or(|f| f.subscribed >= run.stats.opened as usize);
+        if ramp_done.is_none()
+            && started >= common.connections
+            && settled >= common.connections
+            && subscribed
+        {
             ramp_done = Some(now);
             let secs = now.duration_since(t0).as_secs_f64();
             eprintln!(
@@ -603,7 +761,7 @@ fn main() {
                 secs,
                 run.stats.opened as f64 / secs.max(1e-9)
             );
-            if echo.is_some() {
+            if echo.is_some() || run.fanout.is_some() {
                 run.measuring = true;
                 measure_start = Some((now, run.stats.bytes_in as f64));
             }
@@ -619,8 +777,22 @@ fn main() {
                 measure_start = Some((now, run.stats.bytes_in as f64));
             }
         }
+        // Fan-out: publish at the set rate while measuring.
+        if run.measuring && run.fanout.is_some() {
+            if let Some((start, _)) = measure_start {
+                let due = (now.duration_since(start).as_secs_f64() * publish_rate as f64) as u64;
+                let done = run.fanout.as_ref().map_or(0, |f| f.published);
+                for _ in done..due.min(done + 1000) {
+                    run.publish();
+                }
+            }
+        }
         if let Some(done) = ramp_done {
-            let limit = if echo.is_some() { duration } else { hold_secs };
+            let limit = if echo.is_some() || run.fanout.is_some() {
+                duration
+            } else {
+                hold_secs
+            };
             if now.duration_since(done).as_secs_f64() >= limit {
                 break;
             }
@@ -656,8 +828,18 @@ fn main() {
     let end = Instant::now();
     let (mode, secs) = match (echo, measure_start) {
         (Some(_), Some((t, _))) => ("echo", end.duration_since(t).as_secs_f64()),
+        (None, Some((t, _))) if run.fanout.is_some() => {
+            ("fanout", end.duration_since(t).as_secs_f64())
+        }
         _ => ("hold", hold_secs),
     };
+    if let Some(f) = run.fanout.as_ref() {
+        eprintln!(
+            "fanout: published {} to {} subscribers, {} deliveries, {} gaps",
+            f.published, f.subscribed, run.stats.messages, f.gaps
+        );
+        run.stats.errors += f.gaps;
+    }
     let open_now = run.count(State::Open);
     let mps = run.stats.messages as f64 / secs.max(1e-9);
     println!(
