@@ -555,10 +555,10 @@ impl Run {
             }
             if let Some(c) = self.conns.get_mut(key) {
                 for (seq, sent_us) in fan_seqs {
-                    if seq != c.next_seq {
-                        if let Some(f) = self.fanout.as_mut() {
-                            f.gaps += 1;
-                        }
+                    if seq != c.next_seq
+                        && let Some(f) = self.fanout.as_mut()
+                    {
+                        f.gaps += 1;
                     }
                     c.next_seq = seq + 1;
                     if measuring {
@@ -778,13 +778,14 @@ fn main() {
             }
         }
         // Fan-out: publish at the set rate while measuring.
-        if run.measuring && run.fanout.is_some() {
-            if let Some((start, _)) = measure_start {
-                let due = (now.duration_since(start).as_secs_f64() * publish_rate as f64) as u64;
-                let done = run.fanout.as_ref().map_or(0, |f| f.published);
-                for _ in done..due.min(done + 1000) {
-                    run.publish();
-                }
+        if run.measuring
+            && run.fanout.is_some()
+            && let Some((start, _)) = measure_start
+        {
+            let due = (now.duration_since(start).as_secs_f64() * publish_rate as f64) as u64;
+            let done = run.fanout.as_ref().map_or(0, |f| f.published);
+            for _ in done..due.min(done + 1000) {
+                run.publish();
             }
         }
         if let Some(done) = ramp_done {
