@@ -95,6 +95,10 @@ pub struct Core<D> {
     ext_scratch: String,
     /// Pub/sub topics of this reactor.
     topics: Topics,
+    /// Published messages queued for subscribers this iteration: (subscriber key, index into
+    /// `batch_msgs`, compressed copy). Written per subscriber in one writev by `flush_batch`.
+    batch: Vec<(u32, u32, bool)>,
+    batch_msgs: Vec<Arc<Published>>,
     /// The other reactors, for publishes.
     peers: ServerHandle,
 }
@@ -164,6 +168,8 @@ impl<H: Handler> Reactor<H> {
                 http_scratch: Vec::with_capacity(512),
                 ext_scratch: String::with_capacity(160),
                 topics: Topics::default(),
+                batch: Vec::new(),
+                batch_msgs: Vec::new(),
                 peers,
                 cfg,
             },
@@ -258,6 +264,7 @@ impl<H: Handler> Reactor<H> {
 
     /// Handles what the send path recorded: broken sockets, backpressure closes, drains.
     fn settle(&mut self) {
+        self.core.flush_batch();
         self.core.flush_cork();
         while !self.core.broken.is_empty() || !self.core.drained.is_empty() {
             for (key, code) in std::mem::take(&mut self.core.broken) {
@@ -636,17 +643,16 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn run_mailbox(&mut self) {
-        loop {
+        // Settled once for the whole queue, so that publishes arriving together leave together
+        // (one write per subscriber).
+        for _ in 0..4096 {
             match self.mailbox.try_recv() {
                 Ok(cmd) => self.command(cmd),
-                Err(TryRecvError::Empty) => return,
-                Err(TryRecvError::Disconnected) => {
-                    // Every handle is gone: nobody can ask for a shutdown any more. Keep serving.
-                    return;
-                }
+                // Disconnected: every handle is gone; nobody can ask for anything more.
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
-            self.settle();
         }
+        self.settle();
     }
 
     fn command(&mut self, cmd: Cmd) {
@@ -1242,7 +1248,7 @@ impl<D> Core<D> {
     /// or the one compressed copy, or (for a connection keeping its own deflate context) its own
     /// compression. A subscriber that cannot keep up gets the backpressure policy; the others do
     /// not notice. Returns the deliveries queued.
-    pub(crate) fn deliver(&mut self, topic: &str, m: &Published) -> usize {
+    pub(crate) fn deliver(&mut self, topic: &str, m: &Arc<Published>) -> usize {
         // Delivering does not change subscriptions (closes are settled later): borrow them out.
         let topics = std::mem::take(&mut self.topics);
         let op = if m.text { OpCode::Text } else { OpCode::Binary };
@@ -1256,35 +1262,123 @@ impl<D> Core<D> {
             if conn.state != State::Open || conn.flags & SENDING_FRAGMENTS != 0 {
                 continue;
             }
-            let status = if conn.flags & DEFLATE == 0 {
-                self.send_framed(key, &m.plain)
+            let compressed = if conn.flags & DEFLATE == 0 {
+                false
             } else if crate::compression::takes_shared(conn.deflate) {
-                match &m.deflated {
-                    Some(z) => self.send_framed(key, z),
-                    None => self.send_framed(key, &m.plain),
-                }
+                m.deflated.is_some()
             } else {
-                self.send_data(key, true, op, m.payload(), Compress::Auto)
-                    .unwrap_or(SendStatus::Dropped)
+                // Its own deflate context: compressed for it alone, sent now.
+                if self
+                    .send_data(key, true, op, m.payload(), Compress::Auto)
+                    .is_ok_and(|s| s != SendStatus::Dropped)
+                {
+                    delivered += 1;
+                }
+                continue;
             };
-            if status != SendStatus::Dropped {
-                delivered += 1;
+            // Queued for this iteration's batch: one writev per subscriber, whatever the number
+            // of publishes that reached it meanwhile.
+            if !self
+                .batch_msgs
+                .last()
+                .is_some_and(|last| Arc::ptr_eq(last, m))
+            {
+                self.batch_msgs.push(m.clone());
             }
+            let idx = (self.batch_msgs.len() - 1) as u32;
+            self.batch.push((key as u32, idx, compressed));
+            delivered += 1;
         }
         self.topics = topics;
         delivered
     }
 
-    /// Queues a complete, already framed message, with the backpressure rules of any send.
-    fn send_framed(&mut self, key: usize, frame: &[u8]) -> SendStatus {
-        if let Some(s) = self.over_limit(key, frame.len()) {
-            return s;
+    /// Writes the queued deliveries: per subscriber, in publish order, in one writev (or behind
+    /// its unsent bytes, with the backpressure rules of any send).
+    pub(crate) fn flush_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
         }
-        self.raw_out(key, frame);
-        if self.conns[key].buffered() > 0 {
-            SendStatus::Buffered
-        } else {
-            SendStatus::Sent
+        let mut batch = std::mem::take(&mut self.batch);
+        let msgs = std::mem::take(&mut self.batch_msgs);
+        // Stable: publish order is kept within each subscriber.
+        batch.sort_by_key(|e| e.0);
+        let mut i = 0;
+        while i < batch.len() {
+            let key = batch[i].0;
+            let j = i + batch[i..].iter().take_while(|e| e.0 == key).count();
+            self.write_group(key as usize, &batch[i..j], &msgs);
+            i = j;
+        }
+        batch.clear();
+        if batch.capacity() <= 1 << 16 {
+            self.batch = batch;
+        }
+    }
+
+    fn write_group(&mut self, key: usize, group: &[(u32, u32, bool)], msgs: &[Arc<Published>]) {
+        let frame = |e: &(u32, u32, bool)| -> &[u8] {
+            let m = &msgs[e.1 as usize];
+            match (&m.deflated, e.2) {
+                (Some(z), true) => z,
+                _ => &m.plain,
+            }
+        };
+        match self.conns.get(key) {
+            Some(c) if c.state == State::Open => {}
+            _ => return,
+        }
+        // Bytes corked for it earlier go first.
+        if self.cork_owner == Some(key) {
+            self.flush_cork();
+        }
+        let mut rest = group;
+        if self.conns[key].tx.is_none() {
+            // Nothing waiting: as much as the socket takes, in as few writev calls as possible.
+            while !rest.is_empty() {
+                let n = rest.len().min(64);
+                let mut slices = [io::IoSlice::new(&[]); 64];
+                let mut total = 0;
+                for (s, e) in slices.iter_mut().zip(&rest[..n]) {
+                    *s = io::IoSlice::new(frame(e));
+                    total += frame(e).len();
+                }
+                let written = match self.conns[key].stream.write_vectored(&slices[..n]) {
+                    Ok(w) => w,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(e) => {
+                        debug!("write: {e}");
+                        self.broken.push((key, close::ABNORMAL));
+                        return;
+                    }
+                };
+                if written == total {
+                    rest = &rest[n..];
+                    continue;
+                }
+                // The socket is full: the rest of a partly written frame must follow.
+                let mut skip = written;
+                let mut k = 0;
+                while skip >= frame(&rest[k]).len() {
+                    skip -= frame(&rest[k]).len();
+                    k += 1;
+                }
+                let tx = self.conns[key].tx.get_or_insert_with(Box::default);
+                tx.out.push(&frame(&rest[k])[skip..], &mut self.pool);
+                self.want_write(key);
+                rest = &rest[k + 1..];
+                break;
+            }
+        }
+        // Behind unsent bytes: each whole frame, within the backpressure limit.
+        for e in rest {
+            let f = frame(e);
+            if self.over_limit(key, f.len()).is_some() {
+                continue;
+            }
+            if let Some(tx) = self.conns[key].tx.as_mut() {
+                tx.out.push(f, &mut self.pool);
+            }
         }
     }
 
@@ -1306,6 +1400,10 @@ impl<D> Core<D> {
     /// The send path: behind pending output if there is some, else into the cork (flushed once
     /// per callback batch), else, for large payloads, straight to the socket with writev.
     fn raw_out2(&mut self, key: usize, a: &[u8], b: &[u8]) {
+        // Queued deliveries were published before this send: they leave first.
+        if !self.batch.is_empty() {
+            self.flush_batch();
+        }
         if let Some(tx) = self.conns[key].tx.as_mut() {
             tx.out.push(a, &mut self.pool);
             tx.out.push(b, &mut self.pool);
