@@ -8,6 +8,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,6 @@ use crate::pool::Pool;
 use crate::server::{Cmd, ConnId, ServerHandle};
 use crate::timer::Wheel;
 use crate::topic::{Published, Topics};
-use std::sync::Arc;
 
 pub(crate) const LISTENER: Token = Token(usize::MAX);
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
