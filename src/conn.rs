@@ -106,11 +106,6 @@ impl<D> Conn<D> {
     pub fn buffered(&self) -> usize {
         self.tx.as_ref().map_or(0, |t| t.out.len())
     }
-
-    /// Flag test.
-    pub fn has(&self, flag: u8) -> bool {
-        self.flags & flag != 0
-    }
 }
 
 #[cfg(test)]

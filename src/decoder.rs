@@ -12,7 +12,7 @@ use crate::close;
 use crate::error::ProtocolError;
 use crate::frame::{self, Header, MAX_HEADER, OpCode, Role, Rules};
 use crate::mask::Kernel;
-use crate::utf8::{self, Utf8Stream};
+use crate::utf8::Utf8Stream;
 
 /// Limits the decoder enforces.
 #[derive(Clone, Copy, Debug)]
@@ -127,11 +127,6 @@ impl Partial {
         let n = head.len().min(MAX_HEADER);
         self.head[..n].copy_from_slice(&head[..n]);
         self.head_len = n as u8;
-    }
-
-    /// Bytes held for a message in progress (for memory accounting).
-    pub fn buffered(&self) -> usize {
-        self.message.as_ref().map_or(0, |m| m.buf.capacity())
     }
 
     /// Whether a message or a frame is waiting for more bytes (for message-progress timeouts).
@@ -372,11 +367,6 @@ fn control(
             false
         }
     })
-}
-
-/// Validates text that must be UTF-8 (re-exported for the client).
-pub fn is_text(bytes: &[u8]) -> bool {
-    utf8::is_valid(bytes)
 }
 
 #[cfg(test)]

@@ -132,14 +132,8 @@ impl OutQueue {
             }
             self.head = 0;
         }
+        // A chunk is only ever added with bytes in it, so an empty queue has no chunk left.
         if self.chunks.is_empty() {
-            self.tail = 0;
-        } else if self.len == 0 {
-            // Only possible when the last chunk was consumed exactly; keep invariants simple.
-            while let Some(c) = self.chunks.pop_front() {
-                pool.give(c);
-            }
-            self.head = 0;
             self.tail = 0;
         }
     }

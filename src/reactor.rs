@@ -205,7 +205,7 @@ impl<H: Handler> Reactor<H> {
                             continue;
                         }
                         if ev.is_writable() {
-                            self.on_writable(key);
+                            self.core.write_pending(key);
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             // The peer's FIN (or an error) is reported once, possibly with the
@@ -322,10 +322,6 @@ impl<H: Handler> Reactor<H> {
         }
         // More may be waiting: come back after the others had a turn.
         self.accept_paused_until = Some(self.core.now);
-    }
-
-    fn on_writable(&mut self, key: usize) {
-        self.core.write_pending(key);
     }
 
     /// `drain`: read until the socket says WouldBlock or EOF, even after a short read, because
@@ -775,11 +771,9 @@ impl<H: Handler> Reactor<H> {
                     debug!("idle timeout");
                     // The peer answered nothing: tell it why (python-websockets uses the same
                     // code), report 1006 locally, and do not wait for a Close handshake.
-                    let _ = self.core.send_control(
-                        key,
-                        OpCode::Close,
-                        &close_payload(1011, "idle timeout"),
-                    );
+                    if let Ok((p, n)) = close::encode(1011, "idle timeout") {
+                        let _ = self.core.send_control(key, OpCode::Close, &p[..n]);
+                    }
                     self.core
                         .notify(&mut self.handler, key, close::ABNORMAL, b"idle timeout");
                     self.core.start_draining(key);
@@ -842,12 +836,6 @@ impl<H: Handler> Reactor<H> {
             core.conns.capacity()
         );
     }
-}
-
-fn close_payload(code: u16, reason: &str) -> Vec<u8> {
-    let mut v = code.to_be_bytes().to_vec();
-    v.extend_from_slice(reason.as_bytes());
-    v
 }
 
 /// Routes one decoded event to the handler. Returns whether decoding should go on.
@@ -1100,7 +1088,10 @@ impl<D> Core<D> {
             return;
         }
         if state == State::Open {
-            let _ = self.send_control(key, OpCode::Close, &close_payload(code, why));
+            // Codes here are ours (protocol errors, validated policy codes): they encode.
+            if let Ok((p, n)) = close::encode(code, why) {
+                let _ = self.send_control(key, OpCode::Close, &p[..n]);
+            }
         }
         self.notify(handler, key, code, why.as_bytes());
         if matches!(state, State::Open | State::Closing) {
@@ -1221,11 +1212,16 @@ impl<D> Core<D> {
         } else {
             self.frame_out(key, fin, op, payload);
         }
-        Ok(if self.conns[key].buffered() > 0 {
+        Ok(self.status(key))
+    }
+
+    /// What a send that was queued did: Buffered behind unsent bytes, or Sent.
+    fn status(&self, key: usize) -> SendStatus {
+        if self.conns[key].buffered() > 0 {
             SendStatus::Buffered
         } else {
             SendStatus::Sent
-        })
+        }
     }
 
     /// Applies the backpressure limit before queueing `extra` more bytes; Some(status) when the
@@ -1676,11 +1672,7 @@ impl<D> Ws<'_, D> {
         } else {
             conn.flags |= SENDING_FRAGMENTS;
         }
-        Ok(if conn.buffered() > 0 {
-            SendStatus::Buffered
-        } else {
-            SendStatus::Sent
-        })
+        Ok(self.core.status(self.key))
     }
 
     /// Sends a ping.
@@ -1688,9 +1680,6 @@ impl<D> Ws<'_, D> {
     /// # Errors
     /// [`SendError::ControlTooLong`] over 125 bytes; [`SendError::Closed`] once closing.
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
-        if payload.len() > 125 {
-            return Err(SendError::ControlTooLong);
-        }
         if !self.is_open() {
             return Err(SendError::Closed);
         }
