@@ -1,68 +1,310 @@
 #!/usr/bin/env bash
-# fanout.sh: server CPU per pub/sub delivery (issue 4), `myriad serve --mode pubsub --workers 1`
-# pinned to one core, `myriad-load fanout` pinned to the other. For each point (subscribers x
-# message size, plain and with permessage-deflate) it reads the server's utime+stime from
-# /proc/PID/stat when the load generator reports every subscriber subscribed ("ramp done") and
-# when it finishes, and divides by the deliveries counted by the subscribers.
+# fanout.sh: pub/sub fan-out benchmark (issue 4): server CPU per delivery of `myriad serve --mode
+# pubsub` (topics: each publish framed once, compressed at most once, written to each subscriber
+# in one writev per batch) beside `naive-pubsub` (bench/peers/naive-pubsub: the same protocol
+# on the same library, but the handler loops over its subscribers and sends to each one).
 #
-# Environment: SUBS (default "1000 10000"), SIZES (default "64 1024"), RATE (publishes/s,
-# default 200), DURATION (s, default 5), PORT (default 9401), SKIP_BUILD=1.
-# Bounded: each run stops by itself; servers are stopped on exit. Traffic: 127.0.0.1 only.
+# For each point of SUBS subscribers x SIZES-byte data x DEFLATE (no: plain; yes: every subscriber
+# negotiates permessage-deflate), the servers run alternately (topics, naive, topics, ...) for
+# ROUNDS rounds, each with one worker, pinned to SERVER_CPU; `myriad-load fanout` runs pinned to
+# LOAD_CPU: every connection subscribes to one topic and the first also publishes to it, closed
+# loop: at most WINDOW publishes not yet received by every subscriber. So the server runs as fast
+# as it can deliver, and no subscriber is more than WINDOW messages behind.
+#
+# CPU ns/delivery = (server CPU seconds / wall seconds) / (deliveries/s), the server's utime+stime
+# (/proc/PID/stat) sampled at the load generator's "ramp done" (every connection subscribed) and
+# MARGIN s before its window ends, as in scripts/bench.sh. Compressions per publish come from the
+# server's own counters, logged when it stops. Each run checks: every connection opened and
+# subscribed, every subscriber received every publish in order (no gaps), and at least one
+# delivery.
+#
+# Output: the table on stdout, and with the machine's description in bench/results/fanout-<UTC
+# date>.md; per-run records and logs in target/bench/fanout-<stamp>/. Exit 1 if a run failed.
+#
+# Environment: ROUNDS (default 2), DURATION (s after the ramp, default 4), SUBS ("1000 10000"),
+# SIZES ("64 1024"), DEFLATE ("no yes"), WINDOW (default 64), SERVERS ("topics naive"), PORT
+# (default 9700; a fresh port per run), SERVER_CPU (0), LOAD_CPU (1), MARGIN (s, default 0.25),
+# MAX_SECONDS (watchdog, default 1800), SKIP_BUILD=1, RESULT (report file).
+# Traffic goes to 127.0.0.1 only; every run stops by itself.
 set -euo pipefail
+
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+ROUNDS=${ROUNDS:-2}
+DURATION=${DURATION:-4}
 SUBS=${SUBS:-"1000 10000"}
 SIZES=${SIZES:-"64 1024"}
-RATE=${RATE:-200}
-DURATION=${DURATION:-5}
-PORT=${PORT:-9401}
-OUT=target/fanout
-mkdir -p "$OUT"
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  cargo build --release --bin myriad >/dev/null
-  (cd bench && cargo build --release --bin myriad-load >/dev/null)
-fi
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-TCK=$(getconf CLK_TCK)
-SERVER_PID=
-cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true; }
-trap cleanup EXIT
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+DEFLATE=${DEFLATE:-"no yes"}
+WINDOW=${WINDOW:-64}
+read -r -a SERVERS <<<"${SERVERS:-topics naive}"
+PORT=${PORT:-9700}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+MARGIN=${MARGIN:-0.25}
+MAX_SECONDS=${MAX_SECONDS:-1800}
 
-printf '%-8s %-6s %-8s %12s %12s %10s %10s %14s %8s\n' subs size deflate deliveries deliv/s p50_us p99_us cpu_ns/deliv gaps
-for subs in $SUBS; do
-  for size in $SIZES; do
-    for deflate in no yes; do
-      taskset -c 0 target/release/myriad serve --mode pubsub --listen "127.0.0.1:$PORT" \
-        --workers 1 --max-pending-handshakes 20000 >"$OUT/server.log" 2>&1 &
-      SERVER_PID=$!
-      for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
-      flag=()
-      [ "$deflate" = yes ] && flag=(--deflate)
-      fifo=$OUT/stderr.fifo
-      rm -f "$fifo"; mkfifo "$fifo"
-      timeout 300 taskset -c 1 bench/target/release/myriad-load fanout --server "127.0.0.1:$PORT" \
-        -c "$subs" -s "$size" --publish-rate "$RATE" -d "$DURATION" "${flag[@]}" \
-        >"$OUT/result.json" 2>"$fifo" &
-      LOAD=$!
-      c0=
-      while IFS= read -r line; do
-        echo "$line" >>"$OUT/load.log"
-        case "$line" in "ramp done"*) c0=$(ticks "$SERVER_PID") ;; esac
-      done <"$fifo"
-      wait "$LOAD" || true
-      c1=$(ticks "$SERVER_PID")
-      kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
-      python3 - "$OUT/result.json" "${c0:-$c1}" "$c1" "$TCK" "$subs" "$size" "$deflate" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-c0, c1, tck = int(float(sys.argv[2])), int(float(sys.argv[3])), int(sys.argv[4])
-d = max(r["messages"], 1)
-ns = (c1 - c0) / tck * 1e9 / d
-print("%-8s %-6s %-8s %12d %12.0f %10d %10d %14.0f %8d" % (
-    sys.argv[5], sys.argv[6], sys.argv[7], r["messages"], r["messages_per_sec"],
-    r["p50_us"], r["p99_us"], ns, r["errors"]))
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+DAY=$(date -u +%Y-%m-%d)
+OUT=$ROOT/target/bench/fanout-$STAMP
+mkdir -p "$OUT" "$ROOT/bench/results"
+RESULT=${RESULT:-$ROOT/bench/results/fanout-$DAY.md}
+RUNS=$OUT/runs.jsonl
+: >"$RUNS"
+
+for tool in taskset getconf python3 ss; do
+  command -v "$tool" >/dev/null || { echo "fanout: $tool not found" >&2; exit 1; }
+done
+CLK_TCK=$(getconf CLK_TCK)
+WINDOW_US=$(python3 -c "print(max(100000, int(($DURATION - $MARGIN) * 1e6)))")
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  echo "fanout: building (release): myriad, then the bench workspace" >&2
+  cargo build --release --bin myriad
+  (cd bench && cargo build --release --bin myriad-load --bin naive-pubsub)
+fi
+MYRIAD_BIN=$ROOT/target/release/myriad
+LOAD_BIN=$ROOT/bench/target/release/myriad-load
+NAIVE_BIN=$ROOT/bench/target/release/naive-pubsub
+for b in "$MYRIAD_BIN" "$LOAD_BIN" "$NAIVE_BIN"; do
+  [ -x "$b" ] || { echo "fanout: $b missing (run without SKIP_BUILD=1)" >&2; exit 1; }
+done
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+SERVER_PID=""
+LOAD_PID=""
+DRAIN_PID=""
+WATCHDOG=""
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
+start_watchdog
+
+FAILED=0
+RUN_NO=0
+# run_one SERVER SUBS SIZE DEFLATE ROUND: one measured run; appends a JSON record to $RUNS.
+run_one() {
+  local name=$1 n=$2 s=$3 z=$4 round=$5
+  next_port
+  local port=$RUN_PORT
+  local tag="n$n-s$s-z$z-r$round-$name"
+  local slog=$OUT/$tag.server.log llog=$OUT/$tag.load.log ljson=$OUT/$tag.load.json
+  local cmd
+  case $name in
+    topics) cmd=("$MYRIAD_BIN" serve --mode pubsub --listen "127.0.0.1:$port" --workers 1
+                 --max-pending-handshakes 20000) ;;
+    naive) cmd=("$NAIVE_BIN" --listen "127.0.0.1:$port" --workers 1) ;;
+  esac
+  taskset -c "$SERVER_CPU" "${cmd[@]}" >"$slog" 2>&1 &
+  SERVER_PID=$!
+  if ! wait_listening "$port" "$SERVER_PID"; then
+    echo "fanout: $tag: server did not start (see $slog)" >&2
+    stop_server
+    FAILED=1
+    printf '{"subs":%d,"size":%d,"deflate":"%s","round":%d,"server":"%s","ok":false,"why":"server did not start"}\n' \
+      "$n" "$s" "$z" "$round" "$name" >>"$RUNS"
+    return
+  fi
+  local flag=()
+  [ "$z" = yes ] && flag=(--deflate)
+  local fifo=$OUT/stderr.fifo
+  rm -f "$fifo"; mkfifo "$fifo"
+  taskset -c "$LOAD_CPU" "$LOAD_BIN" fanout --server "127.0.0.1:$port" -c "$n" -s "$s" \
+    --publish-window "$WINDOW" -d "$DURATION" --ramp-timeout 60 "${flag[@]}" >"$ljson" 2>"$fifo" &
+  LOAD_PID=$!
+  local fd line ramp=0
+  exec {fd}<"$fifo"
+  while IFS= read -r -t 90 -u "$fd" line; do
+    printf '%s\n' "$line" >>"$llog"
+    case $line in
+      "ramp done"*) ramp=1; break ;;
+      "ramp timeout"*) break ;;
+    esac
+  done
+  local w0 c0 l0 w1=0 c1=0 l1=0 k0 k1="0 0 0 0"
+  w0=$(now_us); c0=$(cpu_ticks "$SERVER_PID" || echo -1); l0=$(cpu_ticks "$LOAD_PID" || echo -1)
+  k0="$(core_ticks "$SERVER_CPU") $(core_ticks "$LOAD_CPU")"
+  cat <&"$fd" >>"$llog" &
+  DRAIN_PID=$!
+  exec {fd}<&-
+  if [ "$ramp" = 1 ]; then
+    local left=$(( w0 + WINDOW_US - $(now_us) ))
+    if [ "$left" -gt 0 ]; then
+      sleep "$(printf '%d.%06d' $(( left / 1000000 )) $(( left % 1000000 )))"
+    fi
+    w1=$(now_us); c1=$(cpu_ticks "$SERVER_PID" || echo -1); l1=$(cpu_ticks "$LOAD_PID" || echo -1)
+    k1="$(core_ticks "$SERVER_CPU") $(core_ticks "$LOAD_CPU")"
+  fi
+  local lrc=0
+  wait "$LOAD_PID" || lrc=$?
+  LOAD_PID=""
+  wait "$DRAIN_PID" 2>/dev/null || true
+  DRAIN_PID=""
+  rm -f "$fifo"
+  # The server logs its publish, delivery and compression counts as it stops.
+  stop_server
+
+  python3 - "$RUNS" "$ljson" "$slog" "$name" "$n" "$s" "$z" "$round" "$ramp" "$lrc" \
+    "$w0" "$w1" "$c0" "$c1" "$l0" "$l1" "$CLK_TCK" "$k0" "$k1" <<'PY' || FAILED=1
+import json, re, sys
+(runs, ljson, slog, name, n, s, z, rnd, ramp, lrc, w0, w1, c0, c1, l0, l1, tck, k0,
+ k1) = sys.argv[1:]
+k0, k1 = [int(x) for x in k0.split()], [int(x) for x in k1.split()]
+n, s, rnd, ramp, lrc, tck = int(n), int(s), int(rnd), int(ramp), int(lrc), int(tck)
+w0, w1, c0, c1, l0, l1 = map(int, (w0, w1, c0, c1, l0, l1))
+rec = {"subs": n, "size": s, "deflate": z, "round": rnd, "server": name}
+why = []
+try:
+    load = json.loads(open(ljson).read().strip().splitlines()[-1])
+except Exception as e:
+    load = {}
+    why.append(f"no load JSON ({e.__class__.__name__})")
+if lrc != 0:
+    why.append(f"load generator exit {lrc}")
+if not ramp:
+    why.append("ramp not done")
+if load:
+    if load.get("errors", 1) != 0:
+        why.append(f"errors/gaps={load.get('errors')}")
+    if load.get("opened") != n or load.get("subscribed") != n:
+        why.append(f"opened={load.get('opened')} subscribed={load.get('subscribed')} of {n}")
+    if load.get("messages", 0) <= 0:
+        why.append("no deliveries")
+if min(c0, c1, l0, l1) < 0 or w1 <= w0:
+    why.append("CPU samples missing")
+counts = re.findall(r"reactor \d+: (\d+) publishes, (\d+) deliveries, (\d+) compressions",
+                    open(slog).read())
+pubs = sum(int(c[0]) for c in counts)
+comps = sum(int(c[2]) for c in counts)
+rec.update({k: load.get(k) for k in ("opened", "subscribed", "errors", "messages", "published",
+                                     "seconds", "messages_per_sec", "p50_us", "p99_us")})
+rec["server_publishes"] = pubs
+rec["compressions"] = comps
+# The naive server publishes nothing through topics: count per publish the load generator sent.
+per = pubs or (load.get("published") or 0)
+rec["compressions_per_publish"] = round(comps / per, 3) if per else None
+if not why:
+    wall = (w1 - w0) / 1e6
+    util = (c1 - c0) / tck / wall
+    load_util = (l1 - l0) / tck / wall
+    rec.update({"window_s": round(wall, 3), "server_util": round(util, 3),
+                "load_util": round(load_util, 3),
+                "others_server_core": round(max(0.0, (k1[0] - k0[0]) / tck / wall - util), 3),
+                "others_load_core": round(max(0.0, (k1[2] - k0[2]) / tck / wall - load_util), 3),
+                "ns_per_delivery": round(util / load["messages_per_sec"] * 1e9, 1)})
+rec["ok"] = not why
+if why:
+    rec["why"] = "; ".join(why)
+with open(runs, "a") as f:
+    f.write(json.dumps(rec) + "\n")
+if why:
+    print(f"fanout: {name} {n} subs {s} B deflate={z} round {rnd}: FAILED: {rec['why']}",
+          file=sys.stderr)
+    sys.exit(1)
+print(f"fanout: {n:>6} subs {s:>5} B deflate={z:<3} r{rnd} {name:<7} "
+      f"{rec['ns_per_delivery']:8.1f} ns/delivery {load['messages_per_sec']:>11.0f} deliveries/s "
+      f"p99 {load['p99_us']} us  server util {rec['server_util']:.2f} "
+      f"load util {rec['load_util']:.2f}  compressions/publish {rec['compressions_per_publish']}",
+      file=sys.stderr)
 PY
-      sleep 1
+}
+
+echo "fanout: rounds=$ROUNDS duration=${DURATION}s window=$WINDOW server on CPU $SERVER_CPU, load on CPU $LOAD_CPU; logs in $OUT" >&2
+for n in $SUBS; do
+  for s in $SIZES; do
+    for z in $DEFLATE; do
+      for round in $(seq "$ROUNDS"); do
+        for name in "${SERVERS[@]}"; do
+          run_one "$name" "$n" "$s" "$z" "$round"
+        done
+      done
     done
   done
 done
+
+MODEL=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src Cargo.toml bench 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes)"
+MACHINE="$MODEL, $(nproc) cores online to this job ($(nproc --all) in all), kernel $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC')"
+
+rc=0
+python3 - "$RUNS" "$RESULT" "$MACHINE" "$COMMIT" "$OUT" <<PY || rc=$?
+import json, shutil, statistics, sys
+runs_path, result, machine, commit, out = sys.argv[1:]
+runs = [json.loads(l) for l in open(runs_path) if l.strip()]
+servers = []
+points = []
+for r in runs:
+    if r["server"] not in servers:
+        servers.append(r["server"])
+    p = (r["subs"], r["size"], r["deflate"])
+    if p not in points:
+        points.append(p)
+med = statistics.median
+head = ["subscribers × size", "deflate", "server", "CPU ns/delivery (median)", "per round",
+        "deliveries/s", "publishes/s", "p50 ms", "p99 ms", "server util", "compressions/publish",
+        "naive/topics"]
+rows, notes = [], []
+for n, s, z in points:
+    sel = lambda name: [r for r in runs if (r["subs"], r["size"], r["deflate"], r["server"]) == (n, s, z, name)]
+    good = {name: [r for r in sel(name) if r["ok"]] for name in servers}
+    t_ns = med([r["ns_per_delivery"] for r in good.get("topics", [])]) if good.get("topics") else None
+    for name in servers:
+        g = good[name]
+        bad = len(sel(name)) - len(g)
+        if not g:
+            rows.append([f"{n} × {s} B", z, name] + ["-"] * 8 + [f"{bad} run(s) FAILED"])
+            continue
+        ns = med([r["ns_per_delivery"] for r in g])
+        util = med([r["server_util"] for r in g])
+        note = f"{ns / t_ns:.1f}x" if name != "topics" and t_ns else "-"
+        if util < 0.9:
+            notes.append(f"- {name} at {n} × {s} B deflate={z}: server util {util:.0%} < 90%: "
+                         "the load generator was the bottleneck, so the server had idle time per delivery.")
+        if bad:
+            notes.append(f"- {name} at {n} × {s} B deflate={z}: {bad} run(s) FAILED.")
+        rows.append([f"{n} × {s} B", z, name, f"{ns:.0f}",
+                     " / ".join(f"{r['ns_per_delivery']:.0f}" for r in g),
+                     f"{med([r['messages_per_sec'] for r in g]):,.0f}",
+                     f"{med([r['published'] / r['seconds'] for r in g]):,.0f}",
+                     f"{med([r['p50_us'] for r in g]) / 1000:.1f}",
+                     f"{med([r['p99_us'] for r in g]) / 1000:.1f}",
+                     f"{util:.0%}",
+                     f"{med([r['compressions_per_publish'] or 0 for r in g]):g}",
+                     note])
+table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+table += ["| " + " | ".join(r) + " |" for r in rows]
+text = "\n".join(table)
+print(text)
+if notes:
+    print("\n".join(notes))
+failed = [r for r in runs if not r["ok"]]
+with open(result, "w") as f:
+    f.write(f"""# Fan-out benchmark: topics vs a naive send loop
+
+Command: \`ROUNDS=$ROUNDS DURATION=$DURATION WINDOW=$WINDOW scripts/fanout.sh\` (run $STAMP)
+
+- Machine: {machine}
+- myriad commit {commit}; $(rustc --version)
+- topics: \`myriad serve --mode pubsub --workers 1\`; naive: \`naive-pubsub --workers 1\` (bench/peers/naive-pubsub: same
+  protocol and library, the handler sends to each subscriber with \`Ws::send_to\`). Server pinned to CPU $SERVER_CPU,
+  \`myriad-load fanout\` pinned to CPU $LOAD_CPU; every connection subscribes to one topic, the first also publishes,
+  closed loop with at most $WINDOW publishes not yet received by every subscriber; $ROUNDS rounds of ${DURATION} s after
+  the ramp, servers alternating.
+- CPU ns/delivery: the server's utime+stime (/proc/PID/stat) over the window from "ramp done" to ${MARGIN} s before the
+  end, as a rate, over deliveries/s counted by the subscribers. Compressions/publish: the server's own counters
+  (logged at stop) over its publishes; with deflate=no no subscriber negotiated compression, so nothing is compressed.
+- Every run checked: all connections opened and subscribed, no gaps (each subscriber got every publish, in order).
+  Failed runs: {len(failed)}.
+
+{text}
+""")
+    if notes:
+        f.write("\n" + "\n".join(notes) + "\n")
+    if failed:
+        f.write("\nFailed runs:\n\n" + "\n".join(f"- {r['subs']} × {r['size']} B deflate={r['deflate']} round {r['round']} {r['server']}: {r.get('why')}" for r in failed) + "\n")
+    f.write("\n<details><summary>Per-run records</summary>\n\n\`\`\`\n" + "".join(json.dumps(r) + "\n" for r in runs) + "\`\`\`\n</details>\n")
+print(f"\nfanout: written to {result}", file=sys.stderr)
+shutil.copy(result, out)
+sys.exit(1 if failed else 0)
+PY
+[ "$FAILED" = 0 ] || rc=1
+exit $rc

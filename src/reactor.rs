@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use log::{debug, trace, warn};
+use log::{debug, info, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
@@ -95,12 +95,16 @@ pub struct Core<D> {
     ext_scratch: String,
     /// Pub/sub topics of this reactor.
     topics: Topics,
-    /// Published messages queued for subscribers this iteration: (subscriber key, index into
-    /// `batch_msgs`, compressed copy). Written per subscriber in one writev by `flush_batch`.
-    batch: Vec<(u32, u32, bool)>,
-    batch_msgs: Vec<Arc<Published>>,
+    /// Publishes queued for this reactor's subscribers, in order: (topic id, message). Written
+    /// per subscriber in one writev by `flush_batch`.
+    batch: Vec<(u32, Arc<Published>)>,
+    /// Scratch for `flush_batch`: the batch indices one subscriber receives.
+    batch_order: Vec<u32>,
     /// The other reactors, for publishes.
     peers: ServerHandle,
+    /// Publishes that reached this reactor, and the deliveries they made (logged at stop).
+    published: u64,
+    deliveries: u64,
 }
 
 /// A reactor and its thread's state.
@@ -169,7 +173,9 @@ impl<H: Handler> Reactor<H> {
                 ext_scratch: String::with_capacity(160),
                 topics: Topics::default(),
                 batch: Vec::new(),
-                batch_msgs: Vec::new(),
+                batch_order: Vec::new(),
+                published: 0,
+                deliveries: 0,
                 peers,
                 cfg,
             },
@@ -241,6 +247,13 @@ impl<H: Handler> Reactor<H> {
                 self.force_close_all();
                 break;
             }
+        }
+        let c = &self.core;
+        if c.published > 0 || c.z.compressions > 0 {
+            info!(
+                "reactor {}: {} publishes, {} deliveries, {} compressions",
+                c.reactor, c.published, c.deliveries, c.z.compressions
+            );
         }
         debug!("reactor {} stopped", self.core.reactor);
     }
@@ -504,6 +517,9 @@ impl<H: Handler> Reactor<H> {
             let conn = &mut core.conns[key];
             conn.flags |= DEFLATE;
             conn.deflate = crate::compression::pack(&a);
+            if crate::compression::takes_shared(conn.deflate) {
+                core.peers.count_shared_deflate(core.reactor, true);
+            }
         }
         let conn = &mut core.conns[key];
         conn.state = State::Open;
@@ -662,7 +678,7 @@ impl<H: Handler> Reactor<H> {
                 let r = match self.core.lookup(token) {
                     Some(key) => {
                         let op = if text { OpCode::Text } else { OpCode::Binary };
-                        self.core.send_data(key, true, op, &payload, Compress::Auto)
+                        self.core.send_message(key, op, &payload, Compress::Auto)
                     }
                     None => Err(SendError::StaleId),
                 };
@@ -801,6 +817,11 @@ impl<H: Handler> Reactor<H> {
             if let Some(mut conn) = self.core.conns.try_remove(key) {
                 if conn.flags & DEFLATE != 0 {
                     self.core.z.close(key);
+                    if crate::compression::takes_shared(conn.deflate) {
+                        self.core
+                            .peers
+                            .count_shared_deflate(self.core.reactor, false);
+                    }
                 }
                 self.core.topics.remove_conn(key as u32);
                 if let Some(mut tx) = conn.tx.take() {
@@ -1178,6 +1199,21 @@ impl<D> Core<D> {
         Ok(())
     }
 
+    /// Queues a whole message; refused while a fragmented one is being sent (RFC 6455 §5.4:
+    /// its frames must not be interleaved with another message's).
+    fn send_message(
+        &mut self,
+        key: usize,
+        op: OpCode,
+        payload: &[u8],
+        compress: Compress,
+    ) -> Result<SendStatus, SendError> {
+        if self.conns[key].flags & SENDING_FRAGMENTS != 0 {
+            return Err(SendError::FragmentInProgress);
+        }
+        self.send_data(key, true, op, payload, compress)
+    }
+
     /// Queues a data frame, applying the backpressure policy.
     pub(crate) fn send_data(
         &mut self,
@@ -1240,104 +1276,112 @@ impl<D> Core<D> {
         })
     }
 
-    /// Writes a published message to this reactor's subscribers of `topic`: the one framed copy,
-    /// or the one compressed copy, or (for a connection keeping its own deflate context) its own
-    /// compression. A subscriber that cannot keep up gets the backpressure policy; the others do
-    /// not notice. Returns the deliveries queued.
+    /// Queues a published message for this reactor's subscribers of `topic`: it leaves with the
+    /// iteration's batch (`flush_batch`), so publishes that arrive together reach each subscriber
+    /// in one writev. O(1) per publish; the per-subscriber work is done once per batch. Returns
+    /// the subscribers it was queued for.
     pub(crate) fn deliver(&mut self, topic: &str, m: &Arc<Published>) -> usize {
-        // Delivering does not change subscriptions (closes are settled later): borrow them out.
-        let topics = std::mem::take(&mut self.topics);
-        let op = if m.text { OpCode::Text } else { OpCode::Binary };
-        let mut delivered = 0;
-        for &key in topics.subscribers(topic) {
-            let key = key as usize;
-            let Some(conn) = self.conns.get(key) else {
-                continue;
-            };
-            // A fragmented message being sent must not be interleaved with another (§5.4).
-            if conn.state != State::Open || conn.flags & SENDING_FRAGMENTS != 0 {
-                continue;
-            }
-            let compressed = if conn.flags & DEFLATE == 0 {
-                false
-            } else if crate::compression::takes_shared(conn.deflate) {
-                m.deflated.is_some()
-            } else {
-                // Its own deflate context: compressed for it alone, sent now.
-                if self
-                    .send_data(key, true, op, m.payload(), Compress::Auto)
-                    .is_ok_and(|s| s != SendStatus::Dropped)
-                {
-                    delivered += 1;
-                }
-                continue;
-            };
-            // Queued for this iteration's batch: one writev per subscriber, whatever the number
-            // of publishes that reached it meanwhile.
-            if !self
-                .batch_msgs
-                .last()
-                .is_some_and(|last| Arc::ptr_eq(last, m))
-            {
-                self.batch_msgs.push(m.clone());
-            }
-            let idx = (self.batch_msgs.len() - 1) as u32;
-            self.batch.push((key as u32, idx, compressed));
-            delivered += 1;
-        }
-        self.topics = topics;
-        delivered
+        self.published += 1;
+        let Some(id) = self.topics.id(topic) else {
+            return 0;
+        };
+        self.batch.push((id, m.clone()));
+        self.topics.subscribers_of(id).len()
     }
 
-    /// Writes the queued deliveries: per subscriber, in publish order, in one writev (or behind
-    /// its unsent bytes, with the backpressure rules of any send).
+    /// Writes the queued publishes: to each subscriber, the one framed copy (or the one
+    /// compressed copy, or, for a connection keeping its own deflate context, its own
+    /// compression) of each message of its topics, in publish order, in one writev, or behind its
+    /// unsent bytes with the backpressure rules of any send. A subscriber that cannot keep up
+    /// gets the backpressure policy; the others do not notice.
     pub(crate) fn flush_batch(&mut self) {
         if self.batch.is_empty() {
             return;
         }
         let mut batch = std::mem::take(&mut self.batch);
-        let msgs = std::mem::take(&mut self.batch_msgs);
-        // Stable: publish order is kept within each subscriber.
-        batch.sort_by_key(|e| e.0);
-        let mut i = 0;
-        while i < batch.len() {
-            let key = batch[i].0;
-            let j = i + batch[i..].iter().take_while(|e| e.0 == key).count();
-            self.write_group(key as usize, &batch[i..j], &msgs);
-            i = j;
+        // Subscriptions do not change while a batch is queued (subscribe and unsubscribe flush it
+        // first; closed connections leave their topics after it is flushed): borrow them out.
+        let topics = std::mem::take(&mut self.topics);
+        let mut order = std::mem::take(&mut self.batch_order);
+        order.clear();
+        let first = batch[0].0;
+        if batch.iter().all(|e| e.0 == first) {
+            // One topic (the usual case): every subscriber gets every message. No sort.
+            order.extend(0..batch.len() as u32);
+            for &key in topics.subscribers_of(first) {
+                self.write_group(key as usize, &order, &batch);
+            }
+        } else {
+            // Several topics: (subscriber, message) pairs, grouped by subscriber with a stable
+            // sort so that each subscriber's messages stay in publish order.
+            let mut pairs = Vec::new();
+            for (i, e) in batch.iter().enumerate() {
+                pairs.extend(topics.subscribers_of(e.0).iter().map(|&k| (k, i as u32)));
+            }
+            pairs.sort_by_key(|p| p.0);
+            let mut i = 0;
+            while i < pairs.len() {
+                let key = pairs[i].0;
+                order.clear();
+                order.extend(pairs[i..].iter().take_while(|p| p.0 == key).map(|p| p.1));
+                i += order.len();
+                self.write_group(key as usize, &order, &batch);
+            }
         }
+        self.topics = topics;
+        self.batch_order = order;
         batch.clear();
         if batch.capacity() <= 1 << 16 {
             self.batch = batch;
         }
     }
 
-    fn write_group(&mut self, key: usize, group: &[(u32, u32, bool)], msgs: &[Arc<Published>]) {
-        let frame = |e: &(u32, u32, bool)| -> &[u8] {
-            let m = &msgs[e.1 as usize];
-            match (&m.deflated, e.2) {
+    /// Writes messages `idx` of `batch` to subscriber `key`.
+    fn write_group(&mut self, key: usize, idx: &[u32], batch: &[(u32, Arc<Published>)]) {
+        let (shared, own) = match self.conns.get(key) {
+            // A fragmented message being sent must not be interleaved with another (§5.4).
+            Some(c) if c.state == State::Open && c.flags & SENDING_FRAGMENTS == 0 => {
+                let z = c.flags & DEFLATE != 0;
+                let shared = z && crate::compression::takes_shared(c.deflate);
+                (shared, z && !shared)
+            }
+            _ => return,
+        };
+        if own {
+            // Its own deflate context: each message compressed for it alone.
+            for &i in idx {
+                let m = &batch[i as usize].1;
+                let op = if m.text { OpCode::Text } else { OpCode::Binary };
+                if self
+                    .send_data(key, true, op, m.payload(), Compress::Auto)
+                    .is_ok_and(|s| s != SendStatus::Dropped)
+                {
+                    self.deliveries += 1;
+                }
+            }
+            return;
+        }
+        let frame = |i: &u32| -> &[u8] {
+            let m = &batch[*i as usize].1;
+            match (&m.deflated, shared) {
                 (Some(z), true) => z,
                 _ => &m.plain,
             }
         };
-        match self.conns.get(key) {
-            Some(c) if c.state == State::Open => {}
-            _ => return,
-        }
         // Bytes corked for it earlier go first.
         if self.cork_owner == Some(key) {
             self.flush_cork();
         }
-        let mut rest = group;
+        let mut rest = idx;
         if self.conns[key].tx.is_none() {
             // Nothing waiting: as much as the socket takes, in as few writev calls as possible.
             while !rest.is_empty() {
                 let n = rest.len().min(64);
                 let mut slices = [io::IoSlice::new(&[]); 64];
                 let mut total = 0;
-                for (s, e) in slices.iter_mut().zip(&rest[..n]) {
-                    *s = io::IoSlice::new(frame(e));
-                    total += frame(e).len();
+                for (s, i) in slices.iter_mut().zip(&rest[..n]) {
+                    *s = io::IoSlice::new(frame(i));
+                    total += frame(i).len();
                 }
                 let written = match self.conns[key].stream.write_vectored(&slices[..n]) {
                     Ok(w) => w,
@@ -1349,6 +1393,7 @@ impl<D> Core<D> {
                     }
                 };
                 if written == total {
+                    self.deliveries += n as u64;
                     rest = &rest[n..];
                     continue;
                 }
@@ -1362,18 +1407,20 @@ impl<D> Core<D> {
                 let tx = self.conns[key].tx.get_or_insert_with(Box::default);
                 tx.out.push(&frame(&rest[k])[skip..], &mut self.pool);
                 self.want_write(key);
+                self.deliveries += k as u64 + 1;
                 rest = &rest[k + 1..];
                 break;
             }
         }
         // Behind unsent bytes: each whole frame, within the backpressure limit.
-        for e in rest {
-            let f = frame(e);
+        for i in rest {
+            let f = frame(i);
             if self.over_limit(key, f.len()).is_some() {
                 continue;
             }
             if let Some(tx) = self.conns[key].tx.as_mut() {
                 tx.out.push(f, &mut self.pool);
+                self.deliveries += 1;
             }
         }
     }
@@ -1611,14 +1658,33 @@ impl<D> Ws<'_, D> {
         msg: Message<'_>,
         compress: Compress,
     ) -> Result<SendStatus, SendError> {
-        if self.core.conns[self.key].flags & SENDING_FRAGMENTS != 0 {
-            return Err(SendError::FragmentInProgress);
-        }
         let (op, bytes) = match msg {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
-        self.core.send_data(self.key, true, op, bytes, compress)
+        self.core.send_message(self.key, op, bytes, compress)
+    }
+
+    /// Sends a whole message to another connection (or this one). On this reactor it is queued
+    /// at once, as that connection's own [`Ws::send`] would; on another reactor it is posted to
+    /// that reactor's mailbox as [`crate::ServerHandle::send_nowait`] does, and `Sent` then
+    /// means posted. To send one message to many connections, topics ([`Ws::subscribe`],
+    /// [`Ws::publish`]) frame and compress it once instead of once per connection.
+    ///
+    /// # Errors
+    /// [`SendError::StaleId`] for a connection of this reactor that is gone, else as
+    /// [`Ws::send`]; [`SendError::ServerStopped`] when the other reactor is gone.
+    pub fn send_to(&mut self, id: ConnId, msg: Message<'_>) -> Result<SendStatus, SendError> {
+        if id.reactor != self.core.reactor {
+            self.core.peers.send_nowait(id, msg)?;
+            return Ok(SendStatus::Sent);
+        }
+        let key = self.core.lookup(id.token).ok_or(SendError::StaleId)?;
+        let (op, bytes) = match msg {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        self.core.send_message(key, op, bytes, Compress::Auto)
     }
 
     /// Sends a text message.
@@ -1703,18 +1769,22 @@ impl<D> Ws<'_, D> {
 
     /// Subscribes this connection to `topic` (released on close). False if it already was.
     pub fn subscribe(&mut self, topic: &str) -> bool {
+        // Publishes queued before this go to the subscribers of that moment.
+        self.core.flush_batch();
         self.core.topics.subscribe(self.key as u32, topic)
     }
 
     /// Unsubscribes this connection from `topic`. False if it was not subscribed.
     pub fn unsubscribe(&mut self, topic: &str) -> bool {
+        self.core.flush_batch();
         self.core.topics.unsubscribe(self.key as u32, topic)
     }
 
     /// Publishes `msg` to every subscriber of `topic`, on every reactor (this connection too,
     /// if it subscribes). The message is framed once and, when deflate is on and it is at least
     /// `compress_threshold` long, compressed once; each other reactor receives one shared copy
-    /// through its mailbox. Returns the deliveries queued on this reactor.
+    /// through its mailbox. Returns the number of subscribers on this reactor it was queued for
+    /// (it leaves at the end of the callback batch, with the backpressure rules of any send).
     ///
     /// # Errors
     /// [`SendError::ServerStopped`] when another reactor is gone.
@@ -1724,7 +1794,7 @@ impl<D> Ws<'_, D> {
             Message::Text(t) => (true, t.as_bytes()),
             Message::Binary(b) => (false, b),
         };
-        let compress = core.cfg.deflate.enabled && payload.len() >= core.cfg.compress_threshold;
+        let compress = core.peers.compress_publish(payload.len());
         let published = if compress {
             Published::new(text, payload, Some(core.z.publish_deflater()))
         } else {

@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -80,7 +81,16 @@ pub struct ServerHandle {
     /// Publishes of at least this many bytes are compressed (once) when deflate is enabled.
     compress_at: Option<usize>,
     level: u32,
+    /// Per reactor (each written by its own reactor only, on its own cache line): open
+    /// connections that take the shared compressed copy of a publish. While every count is 0 a
+    /// publish is not compressed at all.
+    shared_deflate: Arc<Vec<OwnCount>>,
 }
+
+/// A counter written by one thread and read by others, alone on its cache line.
+#[repr(align(64))]
+#[derive(Default)]
+pub(crate) struct OwnCount(AtomicUsize);
 
 thread_local! {
     /// A publisher thread's compressor, so that a publish from any thread compresses once.
@@ -88,6 +98,27 @@ thread_local! {
 }
 
 impl ServerHandle {
+    /// Counts a connection of `reactor` that takes (`true`) or no longer takes the shared
+    /// compressed copy of publishes. Called by that reactor only, once per connection open and
+    /// close: never per message.
+    pub(crate) fn count_shared_deflate(&self, reactor: u32, opened: bool) {
+        if let Some(c) = self.shared_deflate.get(reactor as usize) {
+            let n = c.0.load(Ordering::Relaxed);
+            let n = if opened { n + 1 } else { n.saturating_sub(1) };
+            c.0.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a publish of `len` bytes is to be compressed: deflate on, long enough, and some
+    /// open connection (on any reactor) takes the shared compressed copy.
+    pub(crate) fn compress_publish(&self, len: usize) -> bool {
+        self.compress_at.is_some_and(|n| len >= n)
+            && self
+                .shared_deflate
+                .iter()
+                .any(|c| c.0.load(Ordering::Relaxed) > 0)
+    }
+
     fn post(&self, reactor: u32, cmd: Cmd) -> Result<(), SendError> {
         let mb = self
             .mailboxes
@@ -172,7 +203,7 @@ impl ServerHandle {
             Message::Text(t) => (true, t.as_bytes()),
             Message::Binary(b) => (false, b),
         };
-        let compress = self.compress_at.is_some_and(|n| payload.len() >= n);
+        let compress = self.compress_publish(payload.len());
         let message = if compress {
             PUBLISH_DEFLATER.with(|d| {
                 let mut d = d.borrow_mut();
@@ -275,6 +306,11 @@ impl<H: Handler> Server<H> {
             shutdown_timeout: self.config.shutdown_timeout,
             compress_at: deflate.enabled.then_some(self.config.compress_threshold),
             level: self.config.compression_level,
+            shared_deflate: Arc::new(
+                (0..self.config.workers)
+                    .map(|_| OwnCount::default())
+                    .collect(),
+            ),
         };
         let mut threads = Vec::new();
         for (i, (poll, listener, rx)) in parts.into_iter().enumerate() {

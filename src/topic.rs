@@ -91,10 +91,19 @@ impl Topics {
     }
 
     /// The subscribers of `topic` on this reactor.
+    #[cfg(test)]
     pub(crate) fn subscribers(&self, topic: &str) -> &[u32] {
-        self.ids
-            .get(topic)
-            .map_or(&[], |&id| self.subs[id as usize].as_slice())
+        self.id(topic).map_or(&[], |id| self.subscribers_of(id))
+    }
+
+    /// The id of `topic`, while it has subscribers on this reactor.
+    pub(crate) fn id(&self, topic: &str) -> Option<u32> {
+        self.ids.get(topic).copied()
+    }
+
+    /// The subscribers of topic `id`.
+    pub(crate) fn subscribers_of(&self, id: u32) -> &[u32] {
+        self.subs.get(id as usize).map_or(&[], Vec::as_slice)
     }
 }
 

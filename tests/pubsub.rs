@@ -7,7 +7,12 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::*;
-use myriad::{BackpressurePolicy, Handler, Message, Request, Upgrade, Ws};
+use std::sync::{Arc, Mutex};
+
+use myriad::{
+    BackpressurePolicy, ConnId, Fragment, Handler, Message, Request, SendError, SendStatus,
+    Upgrade, Ws,
+};
 
 /// "sub" subscribes to "t"; "pub N SIZE" publishes N binary messages of SIZE bytes to "t" and
 /// answers "done C" with the compressions this reactor made for them.
@@ -29,6 +34,22 @@ impl Handler for Fan {
             ["sub"] => {
                 ws.subscribe("t");
                 ws.send_text("subscribed").unwrap();
+            }
+            ["sub", topic] => {
+                ws.subscribe(topic);
+                ws.send_text("subscribed").unwrap();
+            }
+            // Publishes N messages in one callback, cycling over the listed topics.
+            ["pubto", topics, n] => {
+                let topics: Vec<&str> = topics.split(',').collect();
+                let n: usize = n.parse().unwrap();
+                for i in 0..n {
+                    let body = self.next.to_be_bytes();
+                    self.next += 1;
+                    ws.publish(topics[i % topics.len()], Message::Binary(&body))
+                        .unwrap();
+                }
+                ws.send_text("done").unwrap();
             }
             ["pub", n, size] => {
                 let n: usize = n.parse().unwrap();
@@ -176,4 +197,189 @@ fn bad_inputs_54_slow_subscriber_closed_1013() {
     // Then TCP closes.
     let mut rest = Vec::new();
     let _ = slow.stream.read_to_end(&mut rest);
+}
+
+fn subscribe_to(addr: std::net::SocketAddr, topics: &[&str]) -> Raw {
+    let mut r = Raw::open(addr);
+    for t in topics {
+        r.text(&format!("sub {t}"));
+        assert_eq!(r.frame().payload, b"subscribed");
+    }
+    r
+}
+
+/// Publishes to several topics in one batch: a subscriber of two of them gets the messages of
+/// both interleaved in publish order; one of a single topic gets only its own, in order; a
+/// subscriber of neither gets nothing.
+#[test]
+fn several_topics_in_one_batch_keep_publish_order() {
+    let srv = TestServer::start(config(), Fan::default());
+    let mut both = subscribe_to(srv.addr, &["a", "b"]);
+    let mut only_b = subscribe_to(srv.addr, &["b"]);
+    let mut other = subscribe_to(srv.addr, &["z"]);
+    let mut publisher = Raw::open(srv.addr);
+    // Messages 0..30 cycle over a, b, c: a gets 0, 3, 6..; b gets 1, 4, 7..; c has no subscriber.
+    publisher.text("pubto a,b,c 30");
+    assert_eq!(publisher.frame().payload, b"done");
+    for i in (0..30u64).filter(|i| i % 3 != 2) {
+        assert_eq!(seq(&both.frame()), i);
+    }
+    for i in (0..30u64).filter(|i| i % 3 == 1) {
+        assert_eq!(seq(&only_b.frame()), i);
+    }
+    // One topic only (the fast path), after the mixed batch.
+    publisher.text("pubto b 2");
+    assert_eq!(publisher.frame().payload, b"done");
+    for s in [&mut both, &mut only_b] {
+        assert_eq!(seq(&s.frame()), 30);
+        assert_eq!(seq(&s.frame()), 31);
+    }
+    assert!(!other.readable_within(Duration::from_millis(200)));
+}
+
+/// A publish is not compressed at all while no connection takes the shared compressed copy,
+/// and is compressed once as soon as one does.
+#[test]
+fn publishes_are_compressed_only_when_a_subscriber_negotiated_deflate() {
+    let srv = TestServer::start(config(), Fan::default());
+    let mut plain = subscriber(srv.addr, false);
+    let mut publisher = Raw::open(srv.addr);
+    publisher.text("pub 5 2000");
+    assert_eq!(
+        publisher.frame().payload,
+        b"done 0",
+        "nobody wants it compressed"
+    );
+    for i in 0..5 {
+        let f = plain.frame();
+        assert_eq!((f.rsv, seq(&f)), (0, i));
+    }
+    let mut z = subscriber(srv.addr, true);
+    publisher.text("pub 5 2000");
+    assert_eq!(publisher.frame().payload, b"done 5", "once per publish");
+    for i in 5..10 {
+        assert_eq!(seq(&plain.frame()), i);
+        let f = z.frame();
+        assert_eq!((f.rsv, seq(&f)), (0b100, i));
+    }
+    // Once it has gone, compression stops again.
+    drop(z);
+    let t0 = Instant::now();
+    loop {
+        publisher.text("pub 1 2000");
+        let done = publisher.frame().payload;
+        plain.frame();
+        if done == b"done 0" {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "still compressing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// "hello": remembers this connection; "relay X": sends X to the remembered one with
+/// `Ws::send_to` and answers with what it returned (after the fragmented message, if one is
+/// being sent); "frag": starts a fragmented message; "end": finishes it.
+#[derive(Clone, Default)]
+struct Relay {
+    first: Arc<Mutex<Option<ConnId>>>,
+    held: Option<String>,
+}
+
+impl Handler for Relay {
+    type Data = ();
+    fn on_upgrade(&mut self, _req: &Request<'_>) -> Upgrade<()> {
+        Upgrade::accept(())
+    }
+    fn on_message(&mut self, ws: &mut Ws<'_, ()>, msg: Message<'_>) {
+        let Message::Text(t) = msg else { return };
+        if t == "hello" {
+            *self.first.lock().unwrap() = Some(ws.id());
+            ws.send_text("ok").unwrap();
+        } else if let Some(x) = t.strip_prefix("relay ") {
+            let to = self.first.lock().unwrap().expect("hello first");
+            let r = format!("{:?}", ws.send_to(to, Message::Text(x)));
+            if ws.send_text(&r) == Err(SendError::FragmentInProgress) {
+                self.held = Some(r);
+            }
+        } else if t == "frag" {
+            ws.send_fragment(Fragment::First, Message::Text("ab"))
+                .unwrap();
+        } else if t == "end" {
+            ws.send_fragment(Fragment::Last, Message::Text("cd"))
+                .unwrap();
+            if let Some(r) = self.held.take() {
+                ws.send_text(&r).unwrap();
+            }
+        }
+    }
+}
+
+/// `Ws::send_to` reaches another connection, on this reactor or another; a stale id is refused.
+#[test]
+fn send_to_reaches_another_connection() {
+    for workers in [1, 2] {
+        let srv = TestServer::start(config().workers(workers), Relay::default());
+        let mut first = Raw::open(srv.addr);
+        first.text("hello");
+        assert_eq!(first.frame().payload, b"ok");
+        // Several senders, so that with two reactors some are on the other one.
+        for i in 0..6 {
+            let mut other = Raw::open(srv.addr);
+            other.text(&format!("relay m{i}"));
+            assert_eq!(other.frame().text(), "Ok(Sent)");
+            let f = first.frame();
+            assert_eq!((f.opcode, f.text()), (TEXT, format!("m{i}").as_str()));
+        }
+        // The first connection goes: a later relay to it on its own reactor gets StaleId.
+        first.close(1000, b"");
+        first.expect_close(1000);
+        if workers == 1 {
+            std::thread::sleep(Duration::from_millis(100));
+            let mut other = Raw::open(srv.addr);
+            other.text("relay late");
+            assert_eq!(other.frame().text(), "Err(StaleId)");
+        }
+    }
+}
+
+/// RFC 6455 §5.4: a whole message sent to a connection in the middle of a fragmented message,
+/// through `ServerHandle::send` or `Ws::send_to`, is refused, not interleaved with its fragments.
+#[test]
+fn sends_during_a_fragmented_message_are_refused() {
+    let relay = Relay::default();
+    let ids = relay.first.clone();
+    let srv = TestServer::start(config(), relay);
+    let mut c = Raw::open(srv.addr);
+    c.text("hello");
+    assert_eq!(c.frame().payload, b"ok");
+    let id = ids.lock().unwrap().expect("id recorded");
+    c.text("frag");
+    let f = c.frame();
+    assert_eq!(
+        (f.fin, f.opcode, f.payload.as_slice()),
+        (false, TEXT, &b"ab"[..])
+    );
+    assert_eq!(
+        srv.handle().send(id, Message::Text("x")),
+        Err(SendError::FragmentInProgress)
+    );
+    // The connection relays to itself.
+    c.text("relay y");
+    c.text("end");
+    let f = c.frame();
+    assert_eq!(
+        (f.fin, f.opcode, f.payload.as_slice()),
+        (true, 0, &b"cd"[..])
+    );
+    assert_eq!(c.frame().text(), "Err(FragmentInProgress)");
+    // Now both are accepted again.
+    assert_eq!(
+        srv.handle().send(id, Message::Text("x")),
+        Ok(SendStatus::Sent)
+    );
+    assert_eq!(c.frame().text(), "x");
+    c.text("relay y");
+    assert_eq!(c.frame().text(), "y");
+    assert_eq!(c.frame().text(), "Ok(Sent)");
 }

@@ -50,9 +50,14 @@ struct FanoutArgs {
     /// Size of the published `data` string in bytes.
     #[arg(short = 's', long, default_value_t = 64)]
     size: usize,
-    /// Publishes per second.
+    /// Publishes per second (ignored with --publish-window).
     #[arg(long, default_value_t = 1000)]
     publish_rate: u64,
+    /// Closed loop instead of a fixed rate: keep at most this many publishes that some
+    /// subscriber has not yet received. The server then runs as fast as it can deliver, and no
+    /// subscriber falls more than this many messages behind.
+    #[arg(long, default_value_t = 0)]
+    publish_window: u64,
     /// Seconds of measurement once every connection is subscribed.
     #[arg(short = 'd', long, default_value_t = 10.0)]
     duration: f64,
@@ -70,6 +75,34 @@ struct Fanout {
     published: u64,
     gaps: u64,
     t0: Instant,
+    /// Closed-loop window (0: fixed rate).
+    window: u64,
+    /// Lowest sequence number not yet received by every subscriber, and, from it on, how many
+    /// subscribers received each.
+    complete: u64,
+    received: VecDeque<u32>,
+}
+
+impl Fanout {
+    /// Counts a delivery of `seq` for the closed-loop window.
+    fn received(&mut self, seq: u64) {
+        if self.window == 0 || seq < self.complete {
+            return;
+        }
+        let i = (seq - self.complete) as usize;
+        if self.received.len() <= i {
+            self.received.resize(i + 1, 0);
+        }
+        self.received[i] += 1;
+        while self
+            .received
+            .front()
+            .is_some_and(|&n| n as usize >= self.subscribed)
+        {
+            self.received.pop_front();
+            self.complete += 1;
+        }
+    }
 }
 
 #[derive(Args, Clone)]
@@ -561,6 +594,9 @@ impl Run {
                         f.gaps += 1;
                     }
                     c.next_seq = seq + 1;
+                    if let Some(f) = self.fanout.as_mut() {
+                        f.received(seq);
+                    }
                     if measuring {
                         self.stats.messages += 1;
                         let _ = self.hist.record(now_us.saturating_sub(sent_us).max(1));
@@ -594,7 +630,7 @@ impl Run {
         self.flush(key);
     }
 
-    /// Publishes the next fan-out message.
+    /// Queues the next fan-out message on the publisher's connection (sent by `flush`).
     fn publish(&mut self) {
         let Some(f) = self.fanout.as_mut() else {
             return;
@@ -612,7 +648,6 @@ impl Run {
         msg.push_str("\"}");
         f.published += 1;
         self.send_frame(key, OpCode::Text, false, msg.as_bytes());
-        self.flush(key);
     }
 
     fn count(&self, s: State) -> usize {
@@ -662,6 +697,9 @@ fn main() {
                 published: 0,
                 gaps: 0,
                 t0: Instant::now(),
+                window: a.publish_window,
+                complete: 0,
+                received: VecDeque::new(),
             });
             publish_rate = a.publish_rate;
             (a.common, None, 0.0, a.duration)
@@ -782,10 +820,22 @@ fn main() {
             && run.fanout.is_some()
             && let Some((start, _)) = measure_start
         {
-            let due = (now.duration_since(start).as_secs_f64() * publish_rate as f64) as u64;
-            let done = run.fanout.as_ref().map_or(0, |f| f.published);
+            let (done, window, complete, publisher) = run
+                .fanout
+                .as_ref()
+                .map_or((0, 0, 0, None), |f| (f.published, f.window, f.complete, f.publisher));
+            let due = if window > 0 {
+                complete + window
+            } else {
+                (now.duration_since(start).as_secs_f64() * publish_rate as f64) as u64
+            };
             for _ in done..due.min(done + 1000) {
                 run.publish();
+            }
+            if let Some(key) = publisher
+                && due > done
+            {
+                run.flush(key);
             }
         }
         if let Some(done) = ramp_done {
@@ -827,6 +877,7 @@ fn main() {
         }
     }
     let end = Instant::now();
+    let mut published = 0;
     let (mode, secs) = match (echo, measure_start) {
         (Some(_), Some((t, _))) => ("echo", end.duration_since(t).as_secs_f64()),
         (None, Some((t, _))) if run.fanout.is_some() => {
@@ -839,12 +890,14 @@ fn main() {
             "fanout: published {} to {} subscribers, {} deliveries, {} gaps",
             f.published, f.subscribed, run.stats.messages, f.gaps
         );
+        published = f.published;
         run.stats.errors += f.gaps;
     }
     let open_now = run.count(State::Open);
+    let subscribed = run.fanout.as_ref().map_or(0, |f| f.subscribed);
     let mps = run.stats.messages as f64 / secs.max(1e-9);
     println!(
-        "{{\"mode\":\"{mode}\",\"connections\":{},\"opened\":{},\"open_at_end\":{open_now},\"failed\":{},\"closed_by_server\":{},\"pings\":{},\"messages\":{},\"errors\":{},\"seconds\":{secs:.3},\"messages_per_sec\":{mps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"size\":{}}}",
+        "{{\"mode\":\"{mode}\",\"connections\":{},\"opened\":{},\"open_at_end\":{open_now},\"failed\":{},\"closed_by_server\":{},\"pings\":{},\"messages\":{},\"errors\":{},\"seconds\":{secs:.3},\"messages_per_sec\":{mps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"size\":{},\"published\":{published},\"subscribed\":{subscribed}}}",
         common.connections,
         run.stats.opened,
         run.stats.failed,
