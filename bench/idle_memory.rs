@@ -1,6 +1,8 @@
 //! Memory per idle connection, quickly: prints the size of the connection entry and the server's
 //! anonymous RSS per idle connection at 10,000 connections (MYRIAD_IDLE_N to change), then after
-//! they close; without compression, and with permessage-deflate negotiated in each context mode.
+//! they close; without compression, and with permessage-deflate negotiated in each context mode;
+//! then with each connection subscribed to one pub/sub topic (the same for all), and to four,
+//! which gives the bytes per subscription (against the run without).
 //! Each configuration runs in a fresh process (this same executable), and the clients live in
 //! another child process, so that neither earlier runs nor client memory and file descriptors are
 //! counted against the server. Run: `cargo bench --bench idle_memory`.
@@ -16,15 +18,19 @@ use std::time::{Duration, Instant};
 use myriad::config::{ContextMode, DeflateConfig};
 use myriad::{Config, Handler, Message, Request, Server, Upgrade, Ws};
 
+/// Counts opens; subscribes each connection to `topics` topics ("t0", "t1", ...) when it opens.
 #[derive(Clone)]
-struct Counting(Arc<AtomicUsize>);
+struct Counting(Arc<AtomicUsize>, usize);
 
 impl Handler for Counting {
     type Data = ();
     fn on_upgrade(&mut self, _req: &Request<'_>) -> Upgrade<()> {
         Upgrade::accept(())
     }
-    fn on_open(&mut self, _ws: &mut Ws<'_, ()>) {
+    fn on_open(&mut self, ws: &mut Ws<'_, ()>) {
+        for i in 0..self.1 {
+            ws.subscribe(&format!("t{i}"));
+        }
         self.0.fetch_add(1, Ordering::Relaxed);
     }
     fn on_message(&mut self, ws: &mut Ws<'_, ()>, msg: Message<'_>) {
@@ -94,7 +100,14 @@ fn child(spec: &str) {
     let _ = std::io::stdin().read_to_end(&mut sink);
 }
 
-const MODES: [&str; 4] = ["none", "shared", "inflate-window", "dedicated"];
+const MODES: [&str; 6] = [
+    "none",
+    "shared",
+    "inflate-window",
+    "dedicated",
+    "subscribed-1",
+    "subscribed-4",
+];
 
 fn main() {
     if let Ok(spec) = std::env::var("MYRIAD_IDLE_CHILD") {
@@ -109,12 +122,33 @@ fn main() {
         "size_of::<Conn<()>>() = {} bytes",
         std::mem::size_of::<myriad::conn::Conn<()>>()
     );
+    let mut plain = None;
     for mode in MODES {
-        let status = Command::new(std::env::current_exe().expect("exe"))
+        let out = Command::new(std::env::current_exe().expect("exe"))
             .env("MYRIAD_IDLE_MODE", mode)
-            .status()
+            .stderr(Stdio::inherit())
+            .output()
             .expect("server process");
-        assert!(status.success(), "{mode} run failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        assert!(out.status.success(), "{mode} run failed");
+        let per_conn: f64 = text
+            .rsplit("bytes per idle conn")
+            .next()
+            .and_then(|v| v.trim().parse().ok())
+            .expect("a figure");
+        match mode.strip_prefix("subscribed-") {
+            None if mode == "none" => plain = Some(per_conn),
+            None => {}
+            Some(k) => {
+                let k: f64 = k.parse().expect("topics");
+                let base = plain.expect("the run without subscriptions comes first");
+                println!(
+                    "  -> bytes per subscription with {k} per connection: {:.1}",
+                    (per_conn - base) / k
+                );
+            }
+        }
     }
 }
 
@@ -123,8 +157,11 @@ fn server(mode: &str) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    let topics = mode
+        .strip_prefix("subscribed-")
+        .map_or(0, |k| k.parse().expect("topics"));
     let deflate = match mode {
-        "none" => None,
+        "none" | "subscribed-1" | "subscribed-4" => None,
         "shared" => Some(ContextMode::Shared),
         "inflate-window" => Some(ContextMode::InflateWindow),
         _ => Some(ContextMode::Dedicated),
@@ -140,7 +177,7 @@ fn server(mode: &str) {
                 mode: deflate.unwrap_or(ContextMode::Shared),
                 ..DeflateConfig::default()
             }),
-        Counting(opened.clone()),
+        Counting(opened.clone(), topics),
     )
     .start()
     .expect("server");
@@ -180,7 +217,7 @@ fn server(mode: &str) {
     let after = rss_anon_kb();
     let opens = opened.load(Ordering::Relaxed);
     println!(
-        "deflate {mode:15} held {held:6}  anon RSS before/held/after {before:5} / {during:5} / {after:5} kB  bytes per idle conn {:6.1}",
+        "{mode:15} held {held:6}  anon RSS before/held/after {before:5} / {during:5} / {after:5} kB  bytes per idle conn {:6.1}",
         (during.saturating_sub(before)) as f64 * 1024.0 / held.max(1) as f64
     );
     running.shutdown();

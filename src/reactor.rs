@@ -847,6 +847,7 @@ impl<H: Handler> Reactor<H> {
         self.next_reclaim = core.now + Duration::from_secs(1);
         core.conns.shrink_to_fit();
         core.wheel.shrink();
+        core.topics.shrink();
         core.pool.clear();
         crate::sys::trim_heap();
         debug!(
