@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use myriad::extension::DeflateConfig;
@@ -22,6 +23,8 @@ type Lists = Arc<Mutex<HashMap<String, Vec<ConnId>>>>;
 #[derive(Clone)]
 struct Naive {
     lists: Lists,
+    /// Publishes handled, logged at stop (for compressions per publish).
+    published: Arc<AtomicU64>,
     input: Vec<u8>,
     out: String,
     /// The subscriber list, copied out of the lock before sending.
@@ -73,6 +76,7 @@ impl Naive {
                 self.out.push_str(",\"data\":");
                 self.out.push_str(&data.encode());
                 self.out.push('}');
+                self.published.fetch_add(1, Ordering::Relaxed);
                 self.targets.clear();
                 if let Some(list) = self.lists.lock().map_err(|_| "poisoned")?.get(topic) {
                     self.targets.extend_from_slice(list);
@@ -153,8 +157,10 @@ fn main() -> ExitCode {
         eprintln!("naive-pubsub: blocking signals: {e}");
         return ExitCode::FAILURE;
     }
+    let published = Arc::new(AtomicU64::new(0));
     let handler = Naive {
         lists: Lists::default(),
+        published: published.clone(),
         input: Vec::new(),
         out: String::new(),
         targets: Vec::new(),
@@ -169,6 +175,10 @@ fn main() -> ExitCode {
     log::info!("naive-pubsub on ws://{}", running.local_addr());
     let _ = myriad::sys::wait_for_shutdown_signal();
     running.shutdown();
+    log::info!(
+        "naive-pubsub: {} publishes handled",
+        published.load(Ordering::Relaxed)
+    );
     ExitCode::SUCCESS
 }
 
