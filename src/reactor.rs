@@ -657,12 +657,21 @@ impl<H: Handler> Reactor<H> {
     fn run_mailbox(&mut self) {
         // Settled once for the whole queue, so that publishes arriving together leave together
         // (one write per subscriber).
+        self.core.peers.begin_drain(self.core.reactor);
+        let mut left = true;
         for _ in 0..4096 {
             match self.mailbox.try_recv() {
                 Ok(cmd) => self.command(cmd),
                 // Disconnected: every handle is gone; nobody can ask for anything more.
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                    left = false;
+                    break;
+                }
             }
+        }
+        if left {
+            // The rest after the next poll, so that sockets get their turn.
+            self.core.peers.wake_again(self.core.reactor);
         }
         self.settle();
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -71,6 +71,9 @@ pub(crate) enum Cmd {
 struct Mailbox {
     tx: Sender<Cmd>,
     waker: Waker,
+    /// Set by the first post after the reactor began draining, which alone wakes it: a burst of
+    /// posts (publishes, sends) costs one wake-up syscall, not one each.
+    woken: AtomicBool,
 }
 
 /// Reaches the reactors from any thread: cheap to clone.
@@ -125,7 +128,28 @@ impl ServerHandle {
             .get(reactor as usize)
             .ok_or(SendError::StaleId)?;
         mb.tx.send(cmd).map_err(|_| SendError::ServerStopped)?;
-        mb.waker.wake().map_err(|_| SendError::ServerStopped)
+        // AcqRel pairs with the reactor's swap in `begin_drain`: if the reactor cleared the flag
+        // before this swap, this post wakes it; if not, its drain sees the command.
+        if !mb.woken.swap(true, Ordering::AcqRel) {
+            mb.waker.wake().map_err(|_| SendError::ServerStopped)?;
+        }
+        Ok(())
+    }
+
+    /// Called by `reactor` before it drains its mailbox: posts from now on wake it again.
+    pub(crate) fn begin_drain(&self, reactor: u32) {
+        if let Some(mb) = self.mailboxes.get(reactor as usize) {
+            mb.woken.swap(false, Ordering::AcqRel);
+        }
+    }
+
+    /// Called by `reactor` when it stopped draining with commands left: it wakes itself.
+    pub(crate) fn wake_again(&self, reactor: u32) {
+        if let Some(mb) = self.mailboxes.get(reactor as usize)
+            && !mb.woken.swap(true, Ordering::AcqRel)
+        {
+            let _ = mb.waker.wake();
+        }
     }
 
     /// Sends a message to a connection and waits for its reactor to queue it.
@@ -297,7 +321,11 @@ impl<H: Handler> Server<H> {
             let poll = Poll::new()?;
             let waker = Waker::new(poll.registry(), reactor::WAKER)?;
             let (tx, rx) = mpsc::channel();
-            mailboxes.push(Mailbox { tx, waker });
+            mailboxes.push(Mailbox {
+                tx,
+                waker,
+                woken: AtomicBool::new(false),
+            });
             parts.push((poll, listener, rx));
         }
         let deflate = &self.config.deflate;

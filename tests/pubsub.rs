@@ -35,6 +35,8 @@ impl Handler for Fan {
                 ws.subscribe("t");
                 ws.send_text("subscribed").unwrap();
             }
+            // Blocks this reactor for a while (so that its mailbox fills up).
+            ["nap"] => std::thread::sleep(Duration::from_millis(300)),
             ["sub", topic] => {
                 ws.subscribe(topic);
                 ws.send_text("subscribed").unwrap();
@@ -382,4 +384,29 @@ fn sends_during_a_fragmented_message_are_refused() {
     c.text("relay y");
     assert_eq!(c.frame().text(), "y");
     assert_eq!(c.frame().text(), "Ok(Sent)");
+}
+
+/// A burst of posts from another thread, larger than one mailbox drain (4096), queued while the
+/// reactor is busy: everything arrives, in order (the drain that stops at 4096 wakes the reactor
+/// again for the rest).
+#[test]
+fn handle_publish_burst_larger_than_one_drain_all_delivered() {
+    let srv = TestServer::start(config(), Fan::default());
+    let mut subs: Vec<Raw> = (0..4).map(|_| subscriber(srv.addr, false)).collect();
+    let mut napper = Raw::open(srv.addr);
+    napper.text("nap");
+    std::thread::sleep(Duration::from_millis(50));
+    let handle = srv.handle();
+    let n = 10_000u64;
+    // Queued in a few milliseconds, well within the nap.
+    for i in 0..n {
+        handle
+            .publish("t", Message::Binary(&i.to_be_bytes()))
+            .unwrap();
+    }
+    for s in &mut subs {
+        for i in 0..n {
+            assert_eq!(seq(&s.frame()), i);
+        }
+    }
 }
