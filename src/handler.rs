@@ -20,6 +20,14 @@ impl<'a> Message<'a> {
             Message::Binary(b) => b,
         }
     }
+
+    /// The opcode of its frame.
+    pub(crate) fn opcode(&self) -> crate::frame::OpCode {
+        match self {
+            Message::Text(_) => crate::frame::OpCode::Text,
+            Message::Binary(_) => crate::frame::OpCode::Binary,
+        }
+    }
 }
 
 /// Whether a message is sent compressed, on connections that negotiated permessage-deflate.

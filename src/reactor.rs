@@ -1668,11 +1668,8 @@ impl<D> Ws<'_, D> {
         msg: Message<'_>,
         compress: Compress,
     ) -> Result<SendStatus, SendError> {
-        let (op, bytes) = match msg {
-            Message::Text(t) => (OpCode::Text, t.as_bytes()),
-            Message::Binary(b) => (OpCode::Binary, b),
-        };
-        self.core.send_message(self.key, op, bytes, compress)
+        self.core
+            .send_message(self.key, msg.opcode(), msg.as_bytes(), compress)
     }
 
     /// Sends a whole message to another connection (or this one). On this reactor it is queued
@@ -1690,11 +1687,8 @@ impl<D> Ws<'_, D> {
             return Ok(SendStatus::Sent);
         }
         let key = self.core.lookup(id.token).ok_or(SendError::StaleId)?;
-        let (op, bytes) = match msg {
-            Message::Text(t) => (OpCode::Text, t.as_bytes()),
-            Message::Binary(b) => (OpCode::Binary, b),
-        };
-        self.core.send_message(key, op, bytes, Compress::Auto)
+        self.core
+            .send_message(key, msg.opcode(), msg.as_bytes(), Compress::Auto)
     }
 
     /// Sends a text message.
