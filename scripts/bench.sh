@@ -112,49 +112,12 @@ run_one() {
     return
   fi
 
-  # The load generator's stderr comes through a FIFO so that "ramp done" is seen the moment it is
-  # written; after that a background cat drains the rest into the log.
-  local fifo=$OUT/stderr.fifo
-  rm -f "$fifo"; mkfifo "$fifo"
-  taskset -c "$LOAD_CPU" "$LOAD_BIN" echo --server "127.0.0.1:$port" -c "$c" -s "$s" \
-    -d "$DURATION" --pipeline "$PIPELINE" --ramp-timeout 60 >"$ljson" 2>"$fifo" &
-  LOAD_PID=$!
-  local fd line ramp=0
-  exec {fd}<"$fifo"
-  while IFS= read -r -t 90 -u "$fd" line; do
-    printf '%s\n' "$line" >>"$llog"
-    case $line in
-      "ramp done"*) ramp=1; break ;;
-      "ramp timeout"*) break ;;
-    esac
-  done
-  local w0 c0 l0 w1=0 c1=0 l1=0 k0 k1="0 0 0 0"
-  w0=$(now_us); c0=$(cpu_ticks "$SERVER_PID" || echo -1); l0=$(cpu_ticks "$LOAD_PID" || echo -1)
-  k0="$(core_ticks "$SERVER_CPU") $(core_ticks "$LOAD_CPU")"
-  cat <&"$fd" >>"$llog" &
-  DRAIN_PID=$!
-  exec {fd}<&-
-  if [ "$ramp" = 1 ]; then
-    # Sample again MARGIN s before the load generator's window closes (it began at its "ramp done",
-    # a moment before w0), so the closing of the connections is not counted.
-    local left=$(( w0 + WINDOW_US - $(now_us) ))
-    if [ "$left" -gt 0 ]; then
-      sleep "$(printf '%d.%06d' $(( left / 1000000 )) $(( left % 1000000 )))"
-    fi
-    w1=$(now_us); c1=$(cpu_ticks "$SERVER_PID" || echo -1); l1=$(cpu_ticks "$LOAD_PID" || echo -1)
-    k1="$(core_ticks "$SERVER_CPU") $(core_ticks "$LOAD_CPU")"
-  fi
-  # The load generator ends DURATION s after its ramp; bounded by the read timeout and ramp timeout.
-  local lrc=0
-  wait "$LOAD_PID" || lrc=$?
-  LOAD_PID=""
-  wait "$DRAIN_PID" 2>/dev/null || true
-  DRAIN_PID=""
-  rm -f "$fifo"
+  measure_load "$ljson" "$llog" echo --server "127.0.0.1:$port" -c "$c" -s "$s" \
+    -d "$DURATION" --pipeline "$PIPELINE" --ramp-timeout 60
   stop_server
 
-  python3 - "$RUNS" "$ljson" "$name" "$c" "$s" "$round" "$ramp" "$lrc" \
-    "$w0" "$w1" "$c0" "$c1" "$l0" "$l1" "$CLK_TCK" "$k0" "$k1" <<'EOF' || FAILED=1
+  python3 - "$RUNS" "$ljson" "$name" "$c" "$s" "$round" "$RAMP" "$LRC" \
+    "$W0" "$W1" "$C0" "$C1" "$L0" "$L1" "$CLK_TCK" "$K0" "$K1" <<'EOF' || FAILED=1
 import json, sys
 runs, ljson, name, c, s, rnd, ramp, lrc, w0, w1, c0, c1, l0, l1, tck, k0, k1 = sys.argv[1:]
 # busy and steal ticks of the server's core, then of the load generator's core

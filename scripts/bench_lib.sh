@@ -92,3 +92,52 @@ next_port() {
     ss -Hltn "sport = :$RUN_PORT" | grep -q . || break
   done
 }
+
+# measure_load LJSON LLOG ARGS...: runs `$LOAD_BIN ARGS...` pinned to LOAD_CPU, its stdout to LJSON
+# and stderr to LLOG, and samples the CPU of the server (SERVER_PID) and of the load generator
+# over its measuring window: from its "ramp done" line to MARGIN s before WINDOW_US has passed,
+# so neither the handshakes nor the closing of the connections is counted. Sets RAMP (1 when the
+# ramp was done), LRC (the load generator's exit status), W0 W1 (µs), C0 C1 (server ticks), L0 L1
+# (load generator ticks), K0 K1 ("busy steal busy steal" of the two cores).
+measure_load() {
+  local ljson=$1 llog=$2
+  shift 2
+  # Its stderr comes through a FIFO so that "ramp done" is seen the moment it is written; after
+  # that a background cat drains the rest into the log.
+  local fifo=$OUT/stderr.fifo
+  rm -f "$fifo"; mkfifo "$fifo"
+  taskset -c "$LOAD_CPU" "$LOAD_BIN" "$@" >"$ljson" 2>"$fifo" &
+  LOAD_PID=$!
+  local fd line
+  RAMP=0
+  exec {fd}<"$fifo"
+  while IFS= read -r -t 90 -u "$fd" line; do
+    printf '%s\n' "$line" >>"$llog"
+    case $line in
+      "ramp done"*) RAMP=1; break ;;
+      "ramp timeout"*) break ;;
+    esac
+  done
+  W1=0; C1=0; L1=0; K1="0 0 0 0"
+  W0=$(now_us); C0=$(cpu_ticks "$SERVER_PID" || echo -1); L0=$(cpu_ticks "$LOAD_PID" || echo -1)
+  K0="$(core_ticks "$SERVER_CPU") $(core_ticks "$LOAD_CPU")"
+  cat <&"$fd" >>"$llog" &
+  DRAIN_PID=$!
+  exec {fd}<&-
+  if [ "$RAMP" = 1 ]; then
+    # Its window began at its "ramp done", a moment before W0.
+    local left=$(( W0 + WINDOW_US - $(now_us) ))
+    if [ "$left" -gt 0 ]; then
+      sleep "$(printf '%d.%06d' $(( left / 1000000 )) $(( left % 1000000 )))"
+    fi
+    W1=$(now_us); C1=$(cpu_ticks "$SERVER_PID" || echo -1); L1=$(cpu_ticks "$LOAD_PID" || echo -1)
+    K1="$(core_ticks "$SERVER_CPU") $(core_ticks "$LOAD_CPU")"
+  fi
+  # It ends DURATION s after its ramp; bounded by the read timeout and its ramp timeout.
+  LRC=0
+  wait "$LOAD_PID" || LRC=$?
+  LOAD_PID=""
+  wait "$DRAIN_PID" 2>/dev/null || true
+  DRAIN_PID=""
+  rm -f "$fifo"
+}

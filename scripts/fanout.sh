@@ -105,48 +105,16 @@ run_one() {
   fi
   local flag=()
   [ "$z" = yes ] && flag=(--deflate)
-  local fifo=$OUT/stderr.fifo
-  rm -f "$fifo"; mkfifo "$fifo"
-  taskset -c "$LOAD_CPU" "$LOAD_BIN" fanout --server "127.0.0.1:$port" -c "$n" -s "$s" \
-    --publish-window "$WINDOW" -d "$DURATION" --ramp-timeout 60 "${flag[@]}" >"$ljson" 2>"$fifo" &
-  LOAD_PID=$!
-  local fd line ramp=0
-  exec {fd}<"$fifo"
-  while IFS= read -r -t 90 -u "$fd" line; do
-    printf '%s\n' "$line" >>"$llog"
-    case $line in
-      "ramp done"*) ramp=1; break ;;
-      "ramp timeout"*) break ;;
-    esac
-  done
-  local w0 c0 l0 w1=0 c1=0 l1=0 k0 k1="0 0 0 0"
-  w0=$(now_us); c0=$(cpu_ticks "$SERVER_PID" || echo -1); l0=$(cpu_ticks "$LOAD_PID" || echo -1)
-  k0="$(core_ticks "$SERVER_CPU") $(core_ticks "$LOAD_CPU")"
-  cat <&"$fd" >>"$llog" &
-  DRAIN_PID=$!
-  exec {fd}<&-
-  if [ "$ramp" = 1 ]; then
-    local left=$(( w0 + WINDOW_US - $(now_us) ))
-    if [ "$left" -gt 0 ]; then
-      sleep "$(printf '%d.%06d' $(( left / 1000000 )) $(( left % 1000000 )))"
-    fi
-    w1=$(now_us); c1=$(cpu_ticks "$SERVER_PID" || echo -1); l1=$(cpu_ticks "$LOAD_PID" || echo -1)
-    k1="$(core_ticks "$SERVER_CPU") $(core_ticks "$LOAD_CPU")"
-  fi
-  local lrc=0
-  wait "$LOAD_PID" || lrc=$?
-  LOAD_PID=""
-  wait "$DRAIN_PID" 2>/dev/null || true
-  DRAIN_PID=""
-  rm -f "$fifo"
+  measure_load "$ljson" "$llog" fanout --server "127.0.0.1:$port" -c "$n" -s "$s" \
+    --publish-window "$WINDOW" -d "$DURATION" --ramp-timeout 60 "${flag[@]}"
   # Peak RSS of the server (VmHWM), then stop it: it logs its publish, delivery and compression
   # counts as it stops.
   local hwm
   hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
   stop_server
 
-  python3 - "$RUNS" "$ljson" "$slog" "$name" "$n" "$s" "$z" "$round" "$ramp" "$lrc" \
-    "$w0" "$w1" "$c0" "$c1" "$l0" "$l1" "$CLK_TCK" "$k0" "$k1" "${hwm:-0}" <<'PY' || FAILED=1
+  python3 - "$RUNS" "$ljson" "$slog" "$name" "$n" "$s" "$z" "$round" "$RAMP" "$LRC" \
+    "$W0" "$W1" "$C0" "$C1" "$L0" "$L1" "$CLK_TCK" "$K0" "$K1" "${hwm:-0}" <<'PY' || FAILED=1
 import json, re, sys
 (runs, ljson, slog, name, n, s, z, rnd, ramp, lrc, w0, w1, c0, c1, l0, l1, tck, k0,
  k1, hwm) = sys.argv[1:]
