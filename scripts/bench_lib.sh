@@ -2,7 +2,7 @@
 # bench_lib.sh: helpers shared by scripts/bench.sh and scripts/fanout.sh (sourced, not run).
 # Expects SERVER_PID, LOAD_PID, DRAIN_PID, WATCHDOG, OUT, MAX_SECONDS, LOAD_BIN, LOAD_CPU,
 # SERVER_CPU, WINDOW_US and PORT set by the caller.
-# shellcheck disable=SC2153 # LOAD_BIN and the others are the caller's
+# shellcheck disable=SC2153,SC2034 # inputs set by the caller; outputs read by the caller
 
 # cpu_ticks PID: utime+stime of the whole process (all threads), in CLK_TCK ticks. Bash builtins
 # only, so sampling costs no fork. Fields after the ")" of comm start at field 3 (state).
