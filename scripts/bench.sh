@@ -45,20 +45,13 @@ MAX_SECONDS=${MAX_SECONDS:-1800}
 TUNGSTENITE_ARGS=${TUNGSTENITE_ARGS:-}
 SERVERS=(myriad tungstenite fastwebsockets)
 
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-DAY=$(date -u +%Y-%m-%d)
-OUT=$ROOT/target/bench/echo-$STAMP
-mkdir -p "$OUT" "$ROOT/bench/results"
-RESULT=${RESULT:-$ROOT/bench/results/echo-$DAY.md}
-RUNS=$OUT/runs.jsonl
-: >"$RUNS"
-
-for tool in taskset getconf python3 ss; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
-done
-CLK_TCK=$(getconf CLK_TCK)
-# The CPU window: from "ramp done" to MARGIN s before the load generator stops, in microseconds.
-WINDOW_US=$(python3 -c "print(max(100000, int(($DURATION - $MARGIN) * 1e6)))")
+SERVER_PID=""
+LOAD_PID=""
+DRAIN_PID=""
+WATCHDOG=""
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
+bench_setup echo
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "bench: building (release): myriad, then the bench workspace" >&2
@@ -75,12 +68,6 @@ done
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-SERVER_PID=""
-LOAD_PID=""
-DRAIN_PID=""
-WATCHDOG=""
-# shellcheck source=scripts/bench_lib.sh
-. "$ROOT/scripts/bench_lib.sh"
 start_watchdog
 
 FAILED=0
@@ -100,12 +87,8 @@ run_one() {
       cmd=("$TUNG_BIN" --listen "127.0.0.1:$port" $TUNGSTENITE_ARGS) ;;
     fastwebsockets) cmd=("$FWS_BIN" --listen "127.0.0.1:$port") ;;
   esac
-  # taskset execs the server, so $! is the server's own PID.
-  taskset -c "$SERVER_CPU" "${cmd[@]}" >"$slog" 2>&1 &
-  SERVER_PID=$!
-  if ! wait_listening "$port" "$SERVER_PID"; then
+  if ! start_server "$port" "$slog" "${cmd[@]}"; then
     echo "bench: $tag: server did not start (see $slog)" >&2
-    stop_server
     FAILED=1
     printf '{"point":"%s","conns":%d,"size":%d,"round":%d,"server":"%s","ok":false,"why":"server did not start"}\n' \
       "${c}c ${s}B" "$c" "$s" "$round" "$name" >>"$RUNS"

@@ -1,8 +1,40 @@
 # shellcheck shell=bash
 # bench_lib.sh: helpers shared by scripts/bench.sh and scripts/fanout.sh (sourced, not run).
-# Expects SERVER_PID, LOAD_PID, DRAIN_PID, WATCHDOG, OUT, MAX_SECONDS, LOAD_BIN, LOAD_CPU,
-# SERVER_CPU, WINDOW_US and PORT set by the caller.
+# Expects ROOT, DURATION, MARGIN, SERVER_PID, LOAD_PID, DRAIN_PID, WATCHDOG, MAX_SECONDS, LOAD_BIN,
+# LOAD_CPU, SERVER_CPU and PORT set by the caller.
 # shellcheck disable=SC2153,SC2034 # inputs set by the caller; outputs read by the caller
+
+# bench_setup NAME: the run's folders and files, for a script whose results are NAME-<date>.md:
+# STAMP, OUT (target/bench/NAME-STAMP, for logs and per-run records), RESULT (unless set), RUNS
+# (the per-run records, emptied); checks the tools; sets CLK_TCK and WINDOW_US (the CPU window:
+# from "ramp done" to MARGIN s before the load generator stops, in microseconds).
+bench_setup() {
+  STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+  OUT=$ROOT/target/bench/$1-$STAMP
+  mkdir -p "$OUT" "$ROOT/bench/results"
+  RESULT=${RESULT:-$ROOT/bench/results/$1-$(date -u +%Y-%m-%d).md}
+  RUNS=$OUT/runs.jsonl
+  : >"$RUNS"
+  local tool
+  for tool in taskset getconf python3 ss; do
+    command -v "$tool" >/dev/null || { echo "$1: $tool not found" >&2; exit 1; }
+  done
+  CLK_TCK=$(getconf CLK_TCK)
+  WINDOW_US=$(python3 -c "print(max(100000, int(($DURATION - $MARGIN) * 1e6)))")
+}
+
+# start_server PORT LOG CMD...: starts CMD pinned to SERVER_CPU (taskset execs it, so SERVER_PID
+# is the server's own PID), output to LOG; fails (with the server stopped) if it does not listen
+# on PORT within 10 s.
+start_server() {
+  local port=$1 log=$2
+  shift 2
+  taskset -c "$SERVER_CPU" "$@" >"$log" 2>&1 &
+  SERVER_PID=$!
+  wait_listening "$port" "$SERVER_PID" && return 0
+  stop_server
+  return 1
+}
 
 # cpu_ticks PID: utime+stime of the whole process (all threads), in CLK_TCK ticks. Bash builtins
 # only, so sampling costs no fork. Fields after the ")" of comm start at field 3 (state).

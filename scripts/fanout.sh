@@ -43,19 +43,13 @@ LOAD_CPU=${LOAD_CPU:-1}
 MARGIN=${MARGIN:-0.25}
 MAX_SECONDS=${MAX_SECONDS:-1800}
 
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-DAY=$(date -u +%Y-%m-%d)
-OUT=$ROOT/target/bench/fanout-$STAMP
-mkdir -p "$OUT" "$ROOT/bench/results"
-RESULT=${RESULT:-$ROOT/bench/results/fanout-$DAY.md}
-RUNS=$OUT/runs.jsonl
-: >"$RUNS"
-
-for tool in taskset getconf python3 ss; do
-  command -v "$tool" >/dev/null || { echo "fanout: $tool not found" >&2; exit 1; }
-done
-CLK_TCK=$(getconf CLK_TCK)
-WINDOW_US=$(python3 -c "print(max(100000, int(($DURATION - $MARGIN) * 1e6)))")
+SERVER_PID=""
+LOAD_PID=""
+DRAIN_PID=""
+WATCHDOG=""
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
+bench_setup fanout
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "fanout: building (release): myriad, then the bench workspace" >&2
@@ -70,12 +64,6 @@ for b in "$MYRIAD_BIN" "$LOAD_BIN" "$NAIVE_BIN"; do
 done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-SERVER_PID=""
-LOAD_PID=""
-DRAIN_PID=""
-WATCHDOG=""
-# shellcheck source=scripts/bench_lib.sh
-. "$ROOT/scripts/bench_lib.sh"
 start_watchdog
 
 FAILED=0
@@ -93,11 +81,8 @@ run_one() {
                  --max-pending-handshakes 20000) ;;
     naive) cmd=("$NAIVE_BIN" --listen "127.0.0.1:$port" --workers 1) ;;
   esac
-  taskset -c "$SERVER_CPU" "${cmd[@]}" >"$slog" 2>&1 &
-  SERVER_PID=$!
-  if ! wait_listening "$port" "$SERVER_PID"; then
+  if ! start_server "$port" "$slog" "${cmd[@]}"; then
     echo "fanout: $tag: server did not start (see $slog)" >&2
-    stop_server
     FAILED=1
     printf '{"subs":%d,"size":%d,"deflate":"%s","round":%d,"server":"%s","ok":false,"why":"server did not start"}\n' \
       "$n" "$s" "$z" "$round" "$name" >>"$RUNS"
