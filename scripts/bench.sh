@@ -99,50 +99,21 @@ run_one() {
     -d "$DURATION" --pipeline "$PIPELINE" --ramp-timeout 60
   stop_server
 
-  python3 - "$RUNS" "$ljson" "$name" "$c" "$s" "$round" "$RAMP" "$LRC" \
+  PYTHONPATH="$ROOT/scripts" python3 - "$RUNS" "$ljson" "$name" "$c" "$s" "$round" "$RAMP" "$LRC" \
     "$W0" "$W1" "$C0" "$C1" "$L0" "$L1" "$CLK_TCK" "$K0" "$K1" <<'EOF' || FAILED=1
 import json, sys
-runs, ljson, name, c, s, rnd, ramp, lrc, w0, w1, c0, c1, l0, l1, tck, k0, k1 = sys.argv[1:]
-# busy and steal ticks of the server's core, then of the load generator's core
-k0, k1 = [int(x) for x in k0.split()], [int(x) for x in k1.split()]
-c, s, rnd, ramp, lrc, tck = int(c), int(s), int(rnd), int(ramp), int(lrc), int(tck)
-w0, w1, c0, c1, l0, l1 = map(int, (w0, w1, c0, c1, l0, l1))
+from bench_window import run_window
+runs, ljson, name, c, s, rnd = sys.argv[1:7]
+c, s, rnd = int(c), int(s), int(rnd)
 rec = {"point": f"{c}c {s}B", "conns": c, "size": s, "round": rnd, "server": name}
-why = []
-try:
-    with open(ljson) as f:
-        load = json.loads(f.read().strip().splitlines()[-1])
-except Exception as e:  # no JSON: the load generator failed
-    load = {}
-    why.append(f"no load JSON ({e.__class__.__name__})")
-if lrc != 0:
-    why.append(f"load generator exit {lrc}")
-if not ramp:
-    why.append("ramp not done")
-if load:
-    if load.get("errors", 1) != 0:
-        why.append(f"errors={load.get('errors')}")
-    if load.get("opened") != c:
-        why.append(f"opened={load.get('opened')} of {c}")
-    if load.get("messages", 0) <= 0:
-        why.append("no messages")
-if min(c0, c1, l0, l1) < 0 or w1 <= w0:
-    why.append("CPU samples missing")
+load, why, win = run_window(ljson, *sys.argv[7:])
+if load and load.get("opened") != c:
+    why.append(f"opened={load.get('opened')} of {c}")
 rec.update({k: load.get(k) for k in ("opened", "errors", "messages", "seconds",
                                      "messages_per_sec", "p50_us", "p99_us", "p999_us")})
 if not why:
-    wall = (w1 - w0) / 1e6
-    cpu = (c1 - c0) / tck
-    util = cpu / wall
-    load_util = (l1 - l0) / tck / wall
-    rec.update({"window_s": round(wall, 3), "server_cpu_s": round(cpu, 3),
-                "server_util": round(util, 3),
-                "load_util": round(load_util, 3),
-                # Busy time of each pinned core not spent in our two processes: other jobs.
-                "others_server_core": round(max(0.0, (k1[0] - k0[0]) / tck / wall - util), 3),
-                "others_load_core": round(max(0.0, (k1[2] - k0[2]) / tck / wall - load_util), 3),
-                "steal": round(((k1[1] - k0[1]) + (k1[3] - k0[3])) / tck / wall, 3),
-                "cpu_us_per_msg": round(util / load["messages_per_sec"] * 1e6, 4)})
+    rec.update(win)
+    rec["cpu_us_per_msg"] = round(win["server_util"] / load["messages_per_sec"] * 1e6, 4)
 rec["ok"] = not why
 if why:
     rec["why"] = "; ".join(why)

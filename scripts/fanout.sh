@@ -98,36 +98,18 @@ run_one() {
   hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
   stop_server
 
-  python3 - "$RUNS" "$ljson" "$slog" "$name" "$n" "$s" "$z" "$round" "$RAMP" "$LRC" \
-    "$W0" "$W1" "$C0" "$C1" "$L0" "$L1" "$CLK_TCK" "$K0" "$K1" "${hwm:-0}" <<'PY' || FAILED=1
+  PYTHONPATH="$ROOT/scripts" python3 - "$RUNS" "$ljson" "$slog" "$name" "$n" "$s" "$z" "$round" \
+    "${hwm:-0}" "$RAMP" "$LRC" "$W0" "$W1" "$C0" "$C1" "$L0" "$L1" "$CLK_TCK" "$K0" "$K1" <<'PY' || FAILED=1
 import json, re, sys
-(runs, ljson, slog, name, n, s, z, rnd, ramp, lrc, w0, w1, c0, c1, l0, l1, tck, k0,
- k1, hwm) = sys.argv[1:]
-k0, k1 = [int(x) for x in k0.split()], [int(x) for x in k1.split()]
-n, s, rnd, ramp, lrc, tck = int(n), int(s), int(rnd), int(ramp), int(lrc), int(tck)
-w0, w1, c0, c1, l0, l1 = map(int, (w0, w1, c0, c1, l0, l1))
+from bench_window import run_window
+runs, ljson, slog, name, n, s, z, rnd, hwm = sys.argv[1:10]
+n, s, rnd = int(n), int(s), int(rnd)
 rec = {"subs": n, "size": s, "deflate": z, "round": rnd, "server": name}
-why = []
-try:
-    load = json.loads(open(ljson).read().strip().splitlines()[-1])
-except Exception as e:
-    load = {}
-    why.append(f"no load JSON ({e.__class__.__name__})")
-if lrc != 0:
-    why.append(f"load generator exit {lrc}")
-if not ramp:
-    why.append("ramp not done")
-if load:
-    if load.get("errors", 1) != 0:
-        why.append(f"errors/gaps={load.get('errors')}")
-    if load.get("opened") != n or load.get("subscribed") != n:
-        why.append(f"opened={load.get('opened')} subscribed={load.get('subscribed')} of {n}")
-    if load.get("messages", 0) <= 0:
-        why.append("no deliveries")
-if min(c0, c1, l0, l1) < 0 or w1 <= w0:
-    why.append("CPU samples missing")
-counts = re.findall(r"reactor \d+: (\d+) publishes, (\d+) deliveries, (\d+) compressions",
-                    open(slog).read())
+load, why, win = run_window(ljson, *sys.argv[10:])
+if load and (load.get("opened") != n or load.get("subscribed") != n):
+    why.append(f"opened={load.get('opened')} subscribed={load.get('subscribed')} of {n}")
+log = open(slog).read()
+counts = re.findall(r"reactor \d+: (\d+) publishes, (\d+) deliveries, (\d+) compressions", log)
 pubs = sum(int(c[0]) for c in counts)
 comps = sum(int(c[2]) for c in counts)
 rec.update({k: load.get(k) for k in ("opened", "subscribed", "errors", "messages", "published",
@@ -136,18 +118,12 @@ rec["server_peak_rss_mb"] = round(int(hwm or 0) / 1024, 1)
 rec["server_publishes"] = pubs
 rec["compressions"] = comps
 # The naive server publishes nothing through topics: it logs the publishes it handled.
-naive = re.findall(r"naive-pubsub: (\d+) publishes handled", open(slog).read())
+naive = re.findall(r"naive-pubsub: (\d+) publishes handled", log)
 per = pubs or sum(int(x) for x in naive)
 rec["compressions_per_publish"] = round(comps / per, 3) if per else None
 if not why:
-    wall = (w1 - w0) / 1e6
-    util = (c1 - c0) / tck / wall
-    load_util = (l1 - l0) / tck / wall
-    rec.update({"window_s": round(wall, 3), "server_util": round(util, 3),
-                "load_util": round(load_util, 3),
-                "others_server_core": round(max(0.0, (k1[0] - k0[0]) / tck / wall - util), 3),
-                "others_load_core": round(max(0.0, (k1[2] - k0[2]) / tck / wall - load_util), 3),
-                "ns_per_delivery": round(util / load["messages_per_sec"] * 1e9, 1)})
+    rec.update(win)
+    rec["ns_per_delivery"] = round(win["server_util"] / load["messages_per_sec"] * 1e9, 1)
 rec["ok"] = not why
 if why:
     rec["why"] = "; ".join(why)
