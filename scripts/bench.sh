@@ -101,8 +101,8 @@ run_one() {
 
   PYTHONPATH="$ROOT/scripts" python3 - "$RUNS" "$ljson" "$name" "$c" "$s" "$round" "$RAMP" "$LRC" \
     "$W0" "$W1" "$C0" "$C1" "$L0" "$L1" "$CLK_TCK" "$K0" "$K1" <<'EOF' || FAILED=1
-import json, sys
-from bench_window import run_window
+import sys
+from bench_window import run_window, save_record
 runs, ljson, name, c, s, rnd = sys.argv[1:7]
 c, s, rnd = int(c), int(s), int(rnd)
 rec = {"point": f"{c}c {s}B", "conns": c, "size": s, "round": rnd, "server": name}
@@ -114,12 +114,7 @@ rec.update({k: load.get(k) for k in ("opened", "errors", "messages", "seconds",
 if not why:
     rec.update(win)
     rec["cpu_us_per_msg"] = round(win["server_util"] / load["messages_per_sec"] * 1e6, 4)
-rec["ok"] = not why
-if why:
-    rec["why"] = "; ".join(why)
-with open(runs, "a") as f:
-    f.write(json.dumps(rec) + "\n")
-if why:
+if not save_record(runs, rec, why):
     print(f"bench: {name} {c}c {s}B round {rnd}: FAILED: {rec['why']}", file=sys.stderr)
     sys.exit(1)
 print(f"bench: {rec['point']:>12} r{rnd} {name:<15} {rec['cpu_us_per_msg']:8.3f} us/msg "

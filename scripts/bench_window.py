@@ -50,3 +50,13 @@ def run_window(ljson, ramp, lrc, w0, w1, c0, c1, l0, l1, tck, k0, k1):
         "others_load_core": round(max(0.0, (k1[2] - k0[2]) / tck / wall - load_util), 3),
         "steal": round(((k1[1] - k0[1]) + (k1[3] - k0[3])) / tck / wall, 3),
     }
+
+
+def save_record(runs, rec, why):
+    """Appends the run's record, marked ok or with why it failed, to the runs file; True if ok."""
+    rec["ok"] = not why
+    if why:
+        rec["why"] = "; ".join(why)
+    with open(runs, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    return not why

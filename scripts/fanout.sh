@@ -100,8 +100,8 @@ run_one() {
 
   PYTHONPATH="$ROOT/scripts" python3 - "$RUNS" "$ljson" "$slog" "$name" "$n" "$s" "$z" "$round" \
     "${hwm:-0}" "$RAMP" "$LRC" "$W0" "$W1" "$C0" "$C1" "$L0" "$L1" "$CLK_TCK" "$K0" "$K1" <<'PY' || FAILED=1
-import json, re, sys
-from bench_window import run_window
+import re, sys
+from bench_window import run_window, save_record
 runs, ljson, slog, name, n, s, z, rnd, hwm = sys.argv[1:10]
 n, s, rnd = int(n), int(s), int(rnd)
 rec = {"subs": n, "size": s, "deflate": z, "round": rnd, "server": name}
@@ -124,12 +124,7 @@ rec["compressions_per_publish"] = round(comps / per, 3) if per else None
 if not why:
     rec.update(win)
     rec["ns_per_delivery"] = round(win["server_util"] / load["messages_per_sec"] * 1e9, 1)
-rec["ok"] = not why
-if why:
-    rec["why"] = "; ".join(why)
-with open(runs, "a") as f:
-    f.write(json.dumps(rec) + "\n")
-if why:
+if not save_record(runs, rec, why):
     print(f"fanout: {name} {n} subs {s} B deflate={z} round {rnd}: FAILED: {rec['why']}",
           file=sys.stderr)
     sys.exit(1)
