@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use myriad::config::{ContextMode, DeflateConfig};
 use myriad::{Config, Handler, Message, Request, Server, Upgrade, Ws};
+use myriad::{ContextMode, DeflateConfig};
 
 /// Counts opens; subscribes each connection to `topics` topics ("t0", "t1", ...) when it opens.
 #[derive(Clone)]
@@ -52,7 +52,7 @@ fn open(addr: std::net::SocketAddr, deflate: bool) -> std::io::Result<std::net::
     let mut s = std::net::TcpStream::connect(addr)?;
     let mut req = Vec::new();
     let offer = deflate.then_some("permessage-deflate; client_max_window_bits");
-    myriad::handshake::write_request(
+    myriad::proto::handshake::write_request(
         &mut req,
         &addr.to_string(),
         "/",
@@ -63,7 +63,7 @@ fn open(addr: std::net::SocketAddr, deflate: bool) -> std::io::Result<std::net::
     s.write_all(&req)?;
     let mut head = Vec::new();
     let mut b = [0u8; 1024];
-    while myriad::handshake::find_head_end(&head, 0).is_none() {
+    while myriad::proto::handshake::find_head_end(&head, 0).is_none() {
         let n = s.read(&mut b)?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -82,7 +82,7 @@ fn child(spec: &str) {
     let addr = it.next().expect("addr").parse().expect("addr");
     let n: usize = it.next().expect("n").parse().expect("n");
     let deflate = it.next() == Some("deflate");
-    let _ = myriad::sys::raise_nofile_limit();
+    let _ = myriad::raise_open_files_limit();
     let mut held = Vec::with_capacity(n);
     for _ in 0..n {
         match open(addr, deflate) {
@@ -120,7 +120,7 @@ fn main() {
     }
     println!(
         "size_of::<Conn<()>>() = {} bytes",
-        std::mem::size_of::<myriad::conn::Conn<()>>()
+        myriad::internals::CONN_ENTRY_SIZE
     );
     let mut plain = None;
     for mode in MODES {

@@ -7,11 +7,12 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use myriad::decoder::{self, Event, Limits};
-use myriad::deflate::{Deflater, Inflater, Window};
-use myriad::frame::{self, MAX_HEADER, OpCode, Role};
-use myriad::mask::{Kernel, apply_mask_naive};
-use myriad::utf8::{self, Utf8Stream};
+use myriad::proto::decoder::{Decoder, Event};
+use myriad::proto::deflate::{Deflater, Inflater, Window};
+use myriad::proto::frame::{self, MAX_HEADER, OpCode};
+use myriad::proto::mask::{Kernel, apply_mask_naive};
+use myriad::proto::utf8::{self, Utf8Stream};
+use myriad::proto::{Limits, Role};
 
 const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 
@@ -62,7 +63,6 @@ fn decode(c: &mut Criterion) {
         max_frame: 1 << 24,
         max_message: 1 << 24,
         max_fragments: 1 << 18,
-        compression: false,
     };
     let kernel = Kernel::detect();
     let mut g = c.benchmark_group("decode");
@@ -71,24 +71,24 @@ fn decode(c: &mut Criterion) {
         g.throughput(Throughput::Elements(64));
         // Check: 64 messages, each the original payload.
         let mut check = stream.clone();
-        let mut partial = None;
         let mut seen = 0;
-        decoder::feed(&mut partial, &mut check, &limits, kernel, &mut |ev| {
-            if let Event::Binary(b) = ev {
-                assert!(b.iter().enumerate().all(|(i, x)| *x == (i * 7) as u8));
-                seen += 1;
-            }
-            true
-        })
-        .expect("valid stream");
+        Decoder::new()
+            .feed(&mut check, &limits, false, kernel, &mut |ev| {
+                if let Event::Binary(b) = ev {
+                    assert!(b.iter().enumerate().all(|(i, x)| *x == (i * 7) as u8));
+                    seen += 1;
+                }
+                true
+            })
+            .expect("valid stream");
         assert_eq!(seen, 64);
         let mut buf = stream.clone();
         g.bench_with_input(BenchmarkId::new("64 frames", size), &size, |b, _| {
             b.iter(|| {
                 buf.copy_from_slice(&stream);
-                let mut partial = None;
+                let mut decoder = Decoder::new();
                 let mut total = 0usize;
-                let _ = decoder::feed(&mut partial, &mut buf, &limits, kernel, &mut |ev| {
+                let _ = decoder.feed(&mut buf, &limits, false, kernel, &mut |ev| {
                     if let Event::Binary(b) = ev {
                         total += b.len();
                     }

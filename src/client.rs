@@ -8,11 +8,12 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use crate::decoder::{self, Event, Limits, Partial};
-use crate::frame::{self, MAX_HEADER, OpCode, Role};
-use crate::handler::Message;
-use crate::handshake;
-use crate::mask::Kernel;
+use crate::http as handshake;
+use crate::message::Message;
+use crate::proto::decoder::{Decoder, Event};
+use crate::proto::frame::{self, MAX_HEADER, OpCode};
+use crate::proto::mask::Kernel;
+use crate::proto::{Limits, Role};
 
 /// A received event, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +33,7 @@ pub enum Received {
 /// A blocking WebSocket client connection.
 pub struct Client {
     stream: TcpStream,
-    rx: Option<Box<Partial>>,
+    decoder: Decoder,
     queue: VecDeque<Received>,
     limits: Limits,
     kernel: Kernel,
@@ -112,16 +113,9 @@ impl Client {
         let rest = buf[end..].to_vec();
         let mut c = Client {
             stream,
-            rx: None,
+            decoder: Decoder::new(),
             queue: VecDeque::new(),
-            limits: Limits {
-                role: Role::Client,
-                accept_unmasked: false,
-                max_frame: 1 << 30,
-                max_message: 1 << 30,
-                max_fragments: 1 << 20,
-                compression: false,
-            },
+            limits: Limits::trusting(Role::Client),
             kernel: Kernel::detect(),
             keys: [0; 256],
             key_pos: 256,
@@ -198,17 +192,7 @@ impl Client {
         self.send_frame(true, OpCode::Close, &p)
     }
 
-    fn decode(&mut self, mut bytes: Vec<u8>) -> io::Result<()> {
-        let mut data = match self.rx.as_mut() {
-            Some(p) => {
-                let mut head = [0u8; MAX_HEADER];
-                let n = p.take_head(&mut head);
-                let mut v = head[..n].to_vec();
-                v.append(&mut bytes);
-                v
-            }
-            None => bytes,
-        };
+    fn decode(&mut self, mut data: Vec<u8>) -> io::Result<()> {
         let queue = &mut self.queue;
         let mut compressed = false;
         let mut push = |ev: Event<'_>| {
@@ -226,15 +210,12 @@ impl Client {
             });
             true
         };
-        let mut result = decoder::feed(
-            &mut self.rx,
-            &mut data,
-            &self.limits,
-            self.kernel,
-            &mut push,
-        );
+        // This client offers no compression: RSV1 is refused.
+        let mut result = self
+            .decoder
+            .feed(&mut data, &self.limits, false, self.kernel, &mut push);
         if compressed {
-            result = Err(crate::ProtocolError::ReservedBits);
+            result = Err(crate::error::ProtocolError::ReservedBits);
         }
         if let Err(e) = result {
             // RFC 6455 §7.1.7 (BAD_INPUTS 16): Fail the connection, i.e. send a Close with the

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use crate::extension::{ContextMode, DeflateConfig};
+pub use crate::deflate::negotiate::{ContextMode, DeflateConfig};
+use crate::proto::{Limits, Role};
 
 /// What happens when a send would push a connection's unsent bytes past `max_backpressure`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +176,17 @@ setters! {
 }
 
 impl Config {
+    /// What the frame decoder accepts from clients, from these settings.
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            role: Role::Server,
+            accept_unmasked: self.accept_unmasked,
+            max_frame: self.max_frame,
+            max_message: self.max_message,
+            max_fragments: self.max_fragments,
+        }
+    }
+
     /// Checks the settings against each other; returns what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         if self.workers == 0 {
@@ -200,7 +212,7 @@ impl Config {
         }
         if !matches!(self.backpressure_policy, BackpressurePolicy::Drop)
             && let BackpressurePolicy::Close(code) = self.backpressure_policy
-            && !crate::close::is_valid_code(code)
+            && !crate::proto::close::is_valid_code(code)
         {
             return Err(format!("backpressure close code {code} cannot be sent"));
         }

@@ -1,57 +1,8 @@
 //! The application's side: the [`Handler`] trait, what it is shown and what it answers.
 
-use crate::handshake::Request;
-use crate::reactor::Core;
-
-/// A complete message, valid for the duration of the callback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Message<'a> {
-    /// UTF-8 text (validated, RFC 6455 §8.1).
-    Text(&'a str),
-    /// Binary data.
-    Binary(&'a [u8]),
-}
-
-impl<'a> Message<'a> {
-    /// The payload bytes.
-    pub fn as_bytes(&self) -> &'a [u8] {
-        match self {
-            Message::Text(t) => t.as_bytes(),
-            Message::Binary(b) => b,
-        }
-    }
-
-    /// The opcode of its frame.
-    pub(crate) fn opcode(&self) -> crate::frame::OpCode {
-        match self {
-            Message::Text(_) => crate::frame::OpCode::Text,
-            Message::Binary(_) => crate::frame::OpCode::Binary,
-        }
-    }
-}
-
-/// Whether a message is sent compressed, on connections that negotiated permessage-deflate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Compress {
-    /// Compressed when at least `Config::compress_threshold` bytes long (default 64).
-    #[default]
-    Auto,
-    /// Always compressed.
-    Always,
-    /// Never compressed.
-    Never,
-}
-
-/// What a send did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendStatus {
-    /// Queued for the socket with nothing ahead of it; leaves at the end of this callback.
-    Sent,
-    /// Queued behind unsent bytes (backpressure); `on_drain` tells when they are gone.
-    Buffered,
-    /// Not queued: it would have passed `max_backpressure` (policy `Drop`).
-    Dropped,
-}
+use crate::http::Request;
+use crate::message::Message;
+use crate::ws::Ws;
 
 /// The answer to an upgrade request.
 pub enum Upgrade<D> {
@@ -112,23 +63,6 @@ impl<D> Upgrade<D> {
             headers: Vec::new(),
         }
     }
-}
-
-/// A connection inside a callback: send, close, and the connection's data.
-pub struct Ws<'r, D> {
-    pub(crate) core: &'r mut Core<D>,
-    pub(crate) key: usize,
-}
-
-/// Which part of a fragmented message is being sent (RFC 6455 §5.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fragment {
-    /// The first fragment, carrying the message type.
-    First,
-    /// A middle fragment.
-    Continue,
-    /// The last fragment.
-    Last,
 }
 
 /// The application. Each reactor thread owns a clone, so callbacks take `&mut self` and need no

@@ -1,15 +1,21 @@
 //! # myriad
 //!
-//! A WebSocket server library (RFC 6455) for very many connections.
+//! A WebSocket server library (RFC 6455, with permessage-deflate, RFC 7692) for very many
+//! connections.
 //!
 //! One reactor thread per core, each with its own `mio::Poll`, its own `SO_REUSEPORT` listener,
 //! its own slab of connections, timing wheel, chunk pool, receive buffer and cork buffer: nothing
-//! is shared on the hot path. Data flows one way: socket readiness → receive buffer → frame
-//! decoder (in place, SIMD unmasking) → message assembly → [`Handler`] → send path (corked, one
-//! syscall per callback batch) → socket. Other threads reach a reactor through its mailbox and
-//! `Waker` ([`ServerHandle`]).
+//! is shared on the hot path. Data flows one way: socket readiness → receive buffer (through the
+//! transport seam) → frame decoder (in place, SIMD unmasking) → session and message assembly →
+//! [`Handler`] → send path (corked, one syscall per callback batch) → socket. Other threads reach
+//! a reactor through its mailbox and `Waker` ([`ServerHandle`]). An idle connection is one small
+//! slab entry and owns no buffer.
 //!
-//! An idle connection is one small slab entry and owns no buffer; see [`conn`].
+//! The layers, lowest first: [`proto`] (the protocol without I/O: frames, masks, UTF-8, close
+//! codes, the decoder, the per-connection session, the handshake and permessage-deflate); the
+//! connection entry and the byte seam; the shard (what one reactor owns: connections, send path,
+//! timers, topics); [`Ws`] and [`ServerHandle`]; the reactor, which alone calls the [`Handler`];
+//! and [`Server`].
 //!
 //! ```no_run
 //! use myriad::{Config, Handler, Message, Request, Server, Upgrade, Ws};
@@ -27,38 +33,53 @@
 //!     }
 //! }
 //!
-//! Server::new(Config::default(), Echo).run().unwrap();
+//! let running = Server::new(Config::default(), Echo).start().unwrap();
+//! running.run_until_signal().unwrap();
 //! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;
-pub mod close;
-mod compression;
-pub mod config;
-pub mod conn;
-pub mod decoder;
-pub mod deflate;
-pub mod error;
-pub mod extension;
-pub mod frame;
-pub mod handler;
-pub mod handshake;
-pub mod mask;
-pub mod pool;
-pub mod pubsub;
+mod config;
+mod conn;
+mod deflate;
+mod error;
+mod handle;
+mod handler;
+mod http;
+mod id;
+mod mailbox;
+mod message;
+mod pool;
+pub mod proto;
+mod published;
 mod reactor;
-pub mod server;
-pub mod sys;
-pub mod timer;
-mod topic;
-pub mod utf8;
+mod server;
+mod shard;
+mod sys;
+mod timer;
+mod topics;
+mod transport;
+mod ws;
 
-pub use config::{BackpressurePolicy, Config};
+pub use config::{BackpressurePolicy, Config, ContextMode, DeflateConfig};
 pub use error::{ProtocolError, SendError};
-pub use handler::{Accept, Compress, Fragment, Handler, Message, SendStatus, Upgrade, Ws};
-pub use handshake::Request;
-pub use server::{ConnId, Running, Server, ServerHandle};
+pub use handle::ServerHandle;
+pub use handler::{Accept, Handler, Upgrade};
+pub use http::Request;
+pub use id::ConnId;
+pub use message::{Compress, Fragment, Message, SendStatus};
+pub use server::{Running, Server};
+pub use ws::Ws;
+
+/// Raises this process's open-files soft limit to its hard limit and returns the new soft limit.
+/// Every connection is a file descriptor; `myriad serve` calls this at start.
+///
+/// # Errors
+/// When the limit cannot be read or set.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    sys::raise_nofile_limit()
+}
 
 /// An echo handler: every message goes back to its sender. `myriad serve` runs it by default.
 #[derive(Clone, Copy, Debug, Default)]
@@ -74,4 +95,15 @@ impl Handler for Echo {
     fn on_message(&mut self, ws: &mut Ws<'_, ()>, msg: Message<'_>) {
         let _ = ws.send(msg);
     }
+}
+
+/// Not part of the API: what the project's own benchmarks and tests measure or arrange (the size
+/// of the connection entry, the open-files limit, the kernel's random bytes). It may change in
+/// any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::sys::{nofile_limit, random_bytes, set_nofile_limit};
+
+    /// `size_of::<Conn<()>>()`: the bytes of one connection's slab entry without data.
+    pub const CONN_ENTRY_SIZE: usize = crate::conn::ENTRY_SIZE;
 }

@@ -8,19 +8,19 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
 /// Bytes per chunk.
-pub const CHUNK: usize = 16 << 10;
+pub(crate) const CHUNK: usize = 16 << 10;
 
 type Chunk = Box<[u8]>;
 
 /// Free chunks of one reactor.
-pub struct Pool {
+pub(crate) struct Pool {
     free: Vec<Chunk>,
     max_free: usize,
 }
 
 impl Pool {
     /// A pool keeping at most `max_free` idle chunks.
-    pub fn new(max_free: usize) -> Pool {
+    pub(crate) fn new(max_free: usize) -> Pool {
         Pool {
             free: Vec::new(),
             max_free,
@@ -40,19 +40,20 @@ impl Pool {
     }
 
     /// Frees every idle chunk.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.free = Vec::new();
     }
 
     /// Idle chunks held (for tests and stats).
-    pub fn idle(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> usize {
         self.free.len()
     }
 }
 
 /// Unsent bytes of one connection, in pooled chunks.
 #[derive(Default)]
-pub struct OutQueue {
+pub(crate) struct OutQueue {
     chunks: VecDeque<Chunk>,
     /// Read offset in the first chunk.
     head: usize,
@@ -63,17 +64,18 @@ pub struct OutQueue {
 
 impl OutQueue {
     /// Bytes waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Nothing waiting.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Appends bytes, borrowing chunks as needed.
-    pub fn push(&mut self, mut bytes: &[u8], pool: &mut Pool) {
+    pub(crate) fn push(&mut self, mut bytes: &[u8], pool: &mut Pool) {
         self.len += bytes.len();
         while !bytes.is_empty() {
             if self.chunks.is_empty() || self.tail == CHUNK {
@@ -91,7 +93,7 @@ impl OutQueue {
     }
 
     /// Writes as much as the writer takes. Returns Ok(true) once empty; `WouldBlock` is Ok(false).
-    pub fn write_to(&mut self, w: &mut impl Write, pool: &mut Pool) -> io::Result<bool> {
+    pub(crate) fn write_to(&mut self, w: &mut impl Write, pool: &mut Pool) -> io::Result<bool> {
         while self.len > 0 {
             let mut slices = [IoSlice::new(&[]); 16];
             let mut n = 0;
@@ -139,7 +141,7 @@ impl OutQueue {
     }
 
     /// Returns every chunk to the pool.
-    pub fn clear(&mut self, pool: &mut Pool) {
+    pub(crate) fn clear(&mut self, pool: &mut Pool) {
         while let Some(c) = self.chunks.pop_front() {
             pool.give(c);
         }

@@ -9,11 +9,11 @@
 use std::time::{Duration, Instant};
 
 /// Timer resolution.
-pub const TICK: Duration = Duration::from_millis(50);
+pub(crate) const TICK: Duration = Duration::from_millis(50);
 const SLOTS: usize = 1024;
 
 /// Per-reactor timing wheel of connection tokens.
-pub struct Wheel {
+pub(crate) struct Wheel {
     start: Instant,
     slots: Vec<Vec<u64>>,
     /// The next tick not yet expired.
@@ -23,7 +23,7 @@ pub struct Wheel {
 
 impl Wheel {
     /// An empty wheel starting now.
-    pub fn new(start: Instant) -> Wheel {
+    pub(crate) fn new(start: Instant) -> Wheel {
         Wheel {
             start,
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
@@ -33,13 +33,13 @@ impl Wheel {
     }
 
     /// The tick `now` falls in.
-    pub fn tick(&self, now: Instant) -> u32 {
+    pub(crate) fn tick(&self, now: Instant) -> u32 {
         let ms = now.saturating_duration_since(self.start).as_millis();
         u32::try_from(ms / TICK.as_millis()).unwrap_or(u32::MAX)
     }
 
     /// The first tick at or after `now + d` (never earlier than the deadline).
-    pub fn deadline(&self, now: Instant, d: Duration) -> u32 {
+    pub(crate) fn deadline(&self, now: Instant, d: Duration) -> u32 {
         let t = now + d;
         let ms = t.saturating_duration_since(self.start).as_millis();
         let tick_ms = TICK.as_millis();
@@ -47,7 +47,7 @@ impl Wheel {
     }
 
     /// Files `token` to be looked at when `tick` comes.
-    pub fn insert(&mut self, tick: u32, token: u64) {
+    pub(crate) fn insert(&mut self, tick: u32, token: u64) {
         let far = self.cursor.saturating_add(SLOTS as u32 - 1);
         let t = tick.clamp(self.cursor, far);
         self.slots[t as usize % SLOTS].push(token);
@@ -56,7 +56,7 @@ impl Wheel {
 
     /// Moves every token filed up to `now_tick` into `out`; the caller checks each one against the
     /// connection's current deadline and re-files it if it moved.
-    pub fn expire(&mut self, now_tick: u32, out: &mut Vec<u64>) {
+    pub(crate) fn expire(&mut self, now_tick: u32, out: &mut Vec<u64>) {
         let mut steps = 0;
         while self.cursor <= now_tick && steps < SLOTS {
             let slot = &mut self.slots[self.cursor as usize % SLOTS];
@@ -78,7 +78,7 @@ impl Wheel {
     }
 
     /// Time from `now` until the next non-empty slot, if any.
-    pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
+    pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
         if self.len == 0 {
             return None;
         }
@@ -93,20 +93,16 @@ impl Wheel {
         Some(at.saturating_duration_since(now))
     }
 
-    /// Tokens filed (duplicates included).
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     /// Frees spare capacity (after a mass disconnect).
-    pub fn shrink(&mut self) {
+    pub(crate) fn shrink(&mut self) {
         for s in &mut self.slots {
             s.shrink_to_fit();
         }
     }
 
     /// No token filed.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 }

@@ -194,7 +194,7 @@ fn bad_inputs_42_fin_without_close_is_1006_once() {
     let key = next_mask();
     h.extend_from_slice(&key);
     let mut part = *b"valid text";
-    myriad::mask::apply_mask(&mut part, key, 0);
+    myriad::proto::mask::apply_mask(&mut part, key, 0);
     h.extend_from_slice(&part);
     r.write(&h);
     r.stream.shutdown(Shutdown::Write).unwrap();

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use myriad::config::{ContextMode, DeflateConfig};
-use myriad::deflate::{Deflater, Inflater, Window};
+use myriad::proto::deflate::{Deflater, Inflater, Window};
+use myriad::{ContextMode, DeflateConfig};
 
 /// Opens a connection offering `offer`; returns it and the response head.
 fn open_with(addr: std::net::SocketAddr, offer: &str) -> (Raw, String) {

@@ -21,7 +21,7 @@ struct LimitGuard(u64);
 
 impl Drop for LimitGuard {
     fn drop(&mut self) {
-        let _ = myriad::sys::set_nofile_limit(self.0);
+        let _ = myriad::internals::set_nofile_limit(self.0);
     }
 }
 
@@ -47,7 +47,7 @@ fn is_emfile(e: &std::io::Error) -> bool {
 
 #[test]
 fn bad_inputs_56_fd_exhaustion_no_busy_loop_and_recovery() {
-    let (soft, _) = myriad::sys::nofile_limit().unwrap();
+    let (soft, _) = myriad::internals::nofile_limit().unwrap();
     let _guard = LimitGuard(soft);
     let srv = TestServer::start(
         config().handshake_timeout(Duration::from_secs(10)),
@@ -59,7 +59,7 @@ fn bad_inputs_56_fd_exhaustion_no_busy_loop_and_recovery() {
 
     // One descriptor in reserve, to be freed if the client side runs out first.
     let mut spare = Some(File::open("/dev/null").unwrap());
-    myriad::sys::set_nofile_limit(open_fds() + 40).unwrap();
+    myriad::internals::set_nofile_limit(open_fds() + 40).unwrap();
 
     // Open clients until one is not accepted: the client side took the last descriptor, so the
     // server's accept fails with EMFILE.
@@ -123,5 +123,5 @@ fn bad_inputs_56_fd_exhaustion_no_busy_loop_and_recovery() {
     assert_echo(&mut first, "after");
 
     drop(_guard);
-    assert_eq!(myriad::sys::nofile_limit().unwrap().0, soft);
+    assert_eq!(myriad::internals::nofile_limit().unwrap().0, soft);
 }

@@ -77,7 +77,7 @@ fn bad_inputs_16_masked_server_frame_fails_our_client() {
             }
             let head = String::from_utf8(head).unwrap();
             let key = header_value(&head, "Sec-WebSocket-Key").unwrap().to_owned();
-            let accept = myriad::handshake::accept_key(key.as_bytes());
+            let accept = myriad::proto::handshake::accept_key(key.as_bytes());
             let mut answer = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
                 std::str::from_utf8(&accept).unwrap()
@@ -113,7 +113,7 @@ fn bad_inputs_16_masked_server_frame_fails_our_client() {
         let n = usize::from(got[1] & 0x7f);
         let key = [got[2], got[3], got[4], got[5]];
         let mut payload = got[6..6 + n].to_vec();
-        myriad::mask::apply_mask(&mut payload, key, 0);
+        myriad::proto::mask::apply_mask(&mut payload, key, 0);
         assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
         assert_eq!(got.len(), 6 + n, "nothing after the Close");
     }

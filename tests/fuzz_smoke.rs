@@ -30,15 +30,16 @@ fn random_frame(rng: &mut Rng, out: &mut Vec<u8>) {
         _ => rng.below(40),
     };
     let masked = rng.below(30) != 0;
-    let mut h = [0u8; myriad::frame::MAX_HEADER];
-    let op = myriad::frame::OpCode::from_u8(b0 & 0x0f).unwrap_or(myriad::frame::OpCode::Binary);
+    let mut h = [0u8; myriad::proto::frame::MAX_HEADER];
+    let op = myriad::proto::frame::OpCode::from_u8(b0 & 0x0f)
+        .unwrap_or(myriad::proto::frame::OpCode::Binary);
     let key = [
         rng.next() as u8,
         rng.next() as u8,
         rng.next() as u8,
         rng.next() as u8,
     ];
-    let n = myriad::frame::encode(
+    let n = myriad::proto::frame::encode(
         &mut h,
         b0 & 0x80 != 0,
         false,

@@ -537,7 +537,7 @@ fn bad_inputs_9_dribbled_head_in_time_is_accepted() {
 fn bad_inputs_10_slowloris_capped_and_reaped() {
     // Two descriptors per connection (ours and the server's) in this one process: raise the soft
     // limit to the hard one, and take fewer connections if even that is low.
-    let limit = myriad::sys::raise_nofile_limit().unwrap();
+    let limit = myriad::raise_open_files_limit().unwrap();
     let n = 2000.min((limit as usize).saturating_sub(512) / 2);
     assert!(n >= 100, "RLIMIT_NOFILE {limit} is too low for this test");
     let timeout = Duration::from_millis(1000);

@@ -85,7 +85,7 @@ fn subscriber(addr: std::net::SocketAddr, deflate: bool) -> Raw {
 fn seq(f: &Frame) -> u64 {
     let payload = if f.rsv == 0b100 {
         let mut out = Vec::new();
-        myriad::deflate::Inflater::new()
+        myriad::proto::deflate::Inflater::new()
             .inflate(&[&f.payload], None, 1 << 24, &mut out)
             .expect("inflate");
         out

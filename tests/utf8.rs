@@ -65,7 +65,7 @@ fn bad_inputs_28_fails_at_first_bad_byte() {
     let key = next_mask();
     h.extend_from_slice(&key);
     let mut part = b"abcd\xf5efgh".to_vec();
-    myriad::mask::apply_mask(&mut part, key, 0);
+    myriad::proto::mask::apply_mask(&mut part, key, 0);
     h.extend_from_slice(&part);
     r.write(&h);
     r.expect_close(1007);

@@ -248,7 +248,7 @@ pub fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&key);
     let at = v.len();
     v.extend_from_slice(payload);
-    myriad::mask::apply_mask(&mut v[at..], key, 0);
+    myriad::proto::mask::apply_mask(&mut v[at..], key, 0);
     v
 }
 

@@ -2,10 +2,10 @@
 //! (tests/fuzz_smoke.rs).
 #![allow(dead_code)]
 
-use myriad::decoder::{self, Event, Limits, Partial};
-use myriad::frame::{MAX_HEADER, Role};
-use myriad::handshake::{self, HeadLimits};
-use myriad::mask::Kernel;
+use myriad::proto::decoder::{Decoder, Event};
+use myriad::proto::handshake::{self, HeadLimits};
+use myriad::proto::mask::Kernel;
+use myriad::proto::{Limits, Role};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Out {
@@ -25,11 +25,10 @@ fn run(stream: &[u8], cuts: &[usize]) -> Vec<Out> {
         max_frame: 4096,
         max_message: 8192,
         max_fragments: 64,
-        compression: stream.get(1).is_some_and(|b| b & 1 == 1),
     };
+    let rsv1 = stream.get(1).is_some_and(|b| b & 1 == 1);
     let mut out = Vec::new();
-    let mut partial: Option<Box<Partial>> = None;
-    let mut buf = vec![0u8; stream.len() + MAX_HEADER];
+    let mut decoder = Decoder::new();
     let mut start = 0;
     let mut ends: Vec<usize> = cuts
         .iter()
@@ -42,31 +41,24 @@ fn run(stream: &[u8], cuts: &[usize]) -> Vec<Out> {
         if end < start {
             continue;
         }
-        let pre = partial.as_mut().map_or(0, |p| p.take_head(&mut buf));
-        let n = end - start;
-        buf[pre..pre + n].copy_from_slice(&stream[start..end]);
+        // Each read lands in a buffer of its own, as reads into the server's receive buffer do.
+        let mut buf = stream[start..end].to_vec();
         start = end;
         let mut closed = false;
-        let r = decoder::feed(
-            &mut partial,
-            &mut buf[..pre + n],
-            &limits,
-            Kernel::detect(),
-            &mut |e| {
-                out.push(match e {
-                    Event::Text(t) => Out::Text(t.to_owned()),
-                    Event::Binary(b) => Out::Binary(b.to_vec()),
-                    Event::Ping(b) => Out::Ping(b.to_vec()),
-                    Event::Pong(b) => Out::Pong(b.to_vec()),
-                    Event::Compressed { text, data } => Out::Compressed(text, data.to_vec()),
-                    Event::Close(c, r) => {
-                        closed = true;
-                        Out::Close(c, r.to_vec())
-                    }
-                });
-                true
-            },
-        );
+        let r = decoder.feed(&mut buf, &limits, rsv1, Kernel::detect(), &mut |e| {
+            out.push(match e {
+                Event::Text(t) => Out::Text(t.to_owned()),
+                Event::Binary(b) => Out::Binary(b.to_vec()),
+                Event::Ping(b) => Out::Ping(b.to_vec()),
+                Event::Pong(b) => Out::Pong(b.to_vec()),
+                Event::Compressed { text, data } => Out::Compressed(text, data.to_vec()),
+                Event::Close(c, r) => {
+                    closed = true;
+                    Out::Close(c, r.to_vec())
+                }
+            });
+            true
+        });
         if let Err(e) = r {
             out.push(Out::Error(e));
             return out;

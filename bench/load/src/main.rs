@@ -18,10 +18,11 @@ use clap::{Args, Parser, Subcommand};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use myriad::decoder::{self, Event, Limits, Partial};
-use myriad::frame::{self, MAX_HEADER, OpCode, Role};
-use myriad::handshake;
-use myriad::mask::Kernel;
+use myriad::proto::decoder::{Decoder, Event};
+use myriad::proto::frame::{self, MAX_HEADER, OpCode};
+use myriad::proto::{Limits, Role};
+use myriad::proto::handshake;
+use myriad::proto::mask::Kernel;
 use slab::Slab;
 
 #[derive(Parser)]
@@ -169,7 +170,8 @@ struct Conn {
     /// Handshake bytes until the 101 head is complete.
     head: Vec<u8>,
     key: [u8; 24],
-    rx: Option<Box<Partial>>,
+    /// A frame or message in progress (boxed only then).
+    rx: Option<Box<Decoder>>,
     /// Send times of messages in flight, oldest first.
     in_flight: VecDeque<Instant>,
     /// Bytes not yet written.
@@ -197,7 +199,7 @@ struct Keys {
 impl Keys {
     fn next(&mut self) -> [u8; 4] {
         if self.pos + 4 > self.pool.len() {
-            myriad::sys::random_bytes(&mut self.pool).expect("getrandom");
+            myriad::internals::random_bytes(&mut self.pool).expect("getrandom");
             self.pos = 0;
         }
         let k = &self.pool[self.pos..self.pos + 4];
@@ -261,11 +263,15 @@ struct Run {
     keys: Keys,
     kernel: Kernel,
     limits: Limits,
+    /// permessage-deflate offered (fan-out mode): RSV1 marks compressed messages.
+    rsv1: bool,
+    /// The decoder lent to connections with nothing in progress.
+    spare: Decoder,
     server: SocketAddr,
     /// Echo mode: message size and pipeline depth; None in hold mode.
     echo: Option<(usize, usize, bool)>,
     fanout: Option<Fanout>,
-    inflater: Option<myriad::deflate::Inflater>,
+    inflater: Option<myriad::proto::deflate::Inflater>,
     payload: Vec<u8>,
     hist: Histogram<u64>,
     measuring: bool,
@@ -424,26 +430,13 @@ impl Run {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
             };
-            let mut pre = 0;
-            if let Some(p) = c.rx.as_mut() {
-                let mut head = [0u8; MAX_HEADER];
-                pre = p.take_head(&mut head);
-                self.scratch[..pre].copy_from_slice(&head[..pre]);
-            }
-            let n = match c.stream.read(&mut self.scratch[pre..]) {
+            let n = match c.stream.read(&mut self.scratch[..]) {
                 Ok(0) => {
                     self.fail(key, true);
                     return;
                 }
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if pre > 0
-                        && let Some(p) = c.rx.as_mut()
-                    {
-                        p.put_head(&self.scratch[..pre]);
-                    }
-                    return;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     self.fail(key, true);
@@ -452,10 +445,10 @@ impl Run {
             };
             self.stats.bytes_in += n as u64;
             let mut start = 0;
-            let end = pre + n;
+            let end = n;
             if c.state == State::Handshaking {
                 let from = c.head.len();
-                c.head.extend_from_slice(&self.scratch[pre..end]);
+                c.head.extend_from_slice(&self.scratch[..end]);
                 let Some(hend) = handshake::find_head_end(&c.head, from) else {
                     if c.head.len() > 16 << 10 {
                         self.fail(key, false);
@@ -530,10 +523,14 @@ impl Run {
         let mut inflated = Vec::new();
         let t0 = self.fanout.as_ref().map(|f| f.t0);
         let mut inflater = self.inflater.take();
-        let r = decoder::feed(
-            &mut rx,
+        let decoder: &mut Decoder = match rx.as_deref_mut() {
+            Some(d) => d,
+            None => &mut self.spare,
+        };
+        let r = decoder.feed(
             &mut self.scratch[start..end],
             &self.limits,
+            self.rsv1,
             self.kernel,
             &mut |ev| {
                 match ev {
@@ -551,7 +548,7 @@ impl Run {
                     }
                     Event::Compressed { data, .. } if fanout_mode => {
                         inflated.clear();
-                        let inf = inflater.get_or_insert_with(myriad::deflate::Inflater::new);
+                        let inf = inflater.get_or_insert_with(myriad::proto::deflate::Inflater::new);
                         if inf.inflate(&[data], None, 1 << 24, &mut inflated).is_ok() {
                             fanout_event(&inflated, &mut fan_acks, &mut fan_seqs);
                         } else {
@@ -577,8 +574,13 @@ impl Run {
             },
         );
         self.inflater = inflater;
+        if r.is_err() || closed {
+            self.spare = Decoder::new();
+        } else if rx.is_none() && !self.spare.is_idle() {
+            rx = Some(Box::new(std::mem::take(&mut self.spare)));
+        }
         if let Some(c) = self.conns.get_mut(key) {
-            c.rx = rx.filter(|p| !p.is_idle());
+            c.rx = rx.filter(|d| !d.is_idle());
         }
         if fanout_mode {
             let now_us = t0.map_or(0, |t| t.elapsed().as_micros() as u64);
@@ -712,7 +714,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Ok(n) = myriad::sys::raise_nofile_limit()
+    if let Ok(n) = myriad::raise_open_files_limit()
         && (n as usize) < common.connections + 64
     {
         eprintln!(
@@ -735,14 +737,9 @@ fn main() {
             pos: 4096,
         },
         kernel: Kernel::detect(),
-        limits: Limits {
-            role: Role::Client,
-            accept_unmasked: false,
-            max_frame: 1 << 30,
-            max_message: 1 << 30,
-            max_fragments: 1 << 20,
-            compression: fanout_deflate,
-        },
+        limits: Limits::trusting(Role::Client),
+        rsv1: fanout_deflate,
+        spare: Decoder::new(),
         server: common.server,
         echo,
         fanout,

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use myriad::extension::DeflateConfig;
+use myriad::DeflateConfig;
 use myriad::{ConnId, Config, Handler, Message, Request, Server, Upgrade, Ws};
 use simd_json::prelude::*;
 
@@ -153,10 +153,6 @@ fn main() -> ExitCode {
             enabled: deflate,
             ..DeflateConfig::default()
         });
-    if let Err(e) = myriad::sys::block_shutdown_signals() {
-        eprintln!("naive-pubsub: blocking signals: {e}");
-        return ExitCode::FAILURE;
-    }
     let published = Arc::new(AtomicU64::new(0));
     let handler = Naive {
         lists: Lists::default(),
@@ -173,8 +169,7 @@ fn main() -> ExitCode {
         }
     };
     log::info!("naive-pubsub on ws://{}", running.local_addr());
-    let _ = myriad::sys::wait_for_shutdown_signal();
-    running.shutdown();
+    let _ = running.run_until_signal();
     log::info!(
         "naive-pubsub: {} publishes handled",
         published.load(Ordering::Relaxed)

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use log::{error, info};
-use myriad::config::{ContextMode, DeflateConfig};
-use myriad::pubsub::PubSub;
-use myriad::{BackpressurePolicy, Config, Echo, Server};
+use myriad::{BackpressurePolicy, Config, ContextMode, DeflateConfig, Echo, Server};
+
+mod pubsub;
+use pubsub::PubSub;
 
 #[derive(Parser)]
 #[command(
@@ -136,13 +137,8 @@ fn main() -> ExitCode {
     if !args.allow_origin.is_empty() {
         cfg = cfg.allowed_origins(Some(args.allow_origin));
     }
-    if let Ok(n) = myriad::sys::raise_nofile_limit() {
+    if let Ok(n) = myriad::raise_open_files_limit() {
         info!("open files limit: {n}");
-    }
-    // Reactor threads inherit the blocked mask; this thread takes the signals with sigwait.
-    if let Err(e) = myriad::sys::block_shutdown_signals() {
-        error!("blocking signals: {e}");
-        return ExitCode::FAILURE;
     }
     let workers = cfg.workers;
     let pubsub = args.mode == "pubsub";
@@ -163,11 +159,12 @@ fn main() -> ExitCode {
         if pubsub { "pub/sub" } else { "echo" },
         running.local_addr()
     );
-    match myriad::sys::wait_for_shutdown_signal() {
-        Ok(sig) => info!("signal {sig}: shutting down"),
-        Err(e) => error!("waiting for signals: {e}"),
+    match running.run_until_signal() {
+        Ok(sig) => info!("signal {sig}: stopped"),
+        Err(e) => {
+            error!("waiting for signals: {e}");
+            return ExitCode::FAILURE;
+        }
     }
-    running.shutdown();
-    info!("stopped");
     ExitCode::SUCCESS
 }

@@ -86,7 +86,7 @@
 //!   [`DeflateConfig::client_max_window_bits`] only lowers it for clients that offered
 //!   `client_max_window_bits` (browsers do).
 
-use crate::handshake::is_tchar;
+use crate::http::is_tchar;
 
 /// The registered extension name (RFC 7692 §7).
 const PERMESSAGE_DEFLATE: &[u8] = b"permessage-deflate";

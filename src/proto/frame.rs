@@ -4,6 +4,7 @@
 //! first two bytes, and a declared length over the limit is refused before any payload is read, so
 //! a peer can never make us buffer or allocate by announcing a size.
 
+use super::limits::{Limits, Role};
 use crate::error::ProtocolError;
 
 /// Frame opcodes defined by RFC 6455 §5.2.
@@ -55,15 +56,6 @@ impl OpCode {
     }
 }
 
-/// Which side of the connection we are: decides whether frames must be masked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// We are the server: received frames must be masked (RFC 6455 §5.1).
-    Server,
-    /// We are the client: received frames must not be masked.
-    Client,
-}
-
 /// A decoded frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -84,31 +76,19 @@ pub struct Header {
 /// Longest possible header: 2 + 8 (length) + 4 (mask).
 pub const MAX_HEADER: usize = 14;
 
-/// What the decoder accepts.
-#[derive(Clone, Copy, Debug)]
-pub struct Rules {
-    /// Whether we are server or client.
-    pub role: Role,
-    /// Whether RSV1 may be set (an extension that uses it was negotiated).
-    pub allow_rsv1: bool,
-    /// Whether a server accepts unmasked client frames (off by default; an opt-in for trusted peers).
-    pub accept_unmasked: bool,
-    /// Largest payload accepted in one frame.
-    pub max_frame: u64,
-}
-
-/// Decodes a header from the start of `buf`.
+/// Decodes a header from the start of `buf`. `rsv1` says whether RSV1 may be set (an extension
+/// that defines it, permessage-deflate, was negotiated).
 ///
 /// Returns `Ok(None)` when more bytes are needed, having checked everything the bytes at hand can
 /// tell, so a bad frame is refused as early as possible.
-pub fn decode(buf: &[u8], rules: &Rules) -> Result<Option<Header>, ProtocolError> {
+pub fn decode(buf: &[u8], limits: &Limits, rsv1: bool) -> Result<Option<Header>, ProtocolError> {
     let Some(&b0) = buf.first() else {
         return Ok(None);
     };
     let fin = b0 & 0x80 != 0;
-    let rsv1 = b0 & 0x40 != 0;
+    let rsv1_set = b0 & 0x40 != 0;
     // RFC 6455 §5.2: RSV bits MUST be 0 unless an extension defines them.
-    if b0 & 0x30 != 0 || (rsv1 && !rules.allow_rsv1) {
+    if b0 & 0x30 != 0 || (rsv1_set && !rsv1) {
         return Err(ProtocolError::ReservedBits);
     }
     let opcode = OpCode::from_u8(b0 & 0x0f)?;
@@ -118,7 +98,7 @@ pub fn decode(buf: &[u8], rules: &Rules) -> Result<Option<Header>, ProtocolError
             return Err(ProtocolError::FragmentedControl);
         }
         // RFC 7692 §6.1: RSV1 is for data messages only.
-        if rsv1 {
+        if rsv1_set {
             return Err(ProtocolError::ReservedBits);
         }
     }
@@ -126,9 +106,9 @@ pub fn decode(buf: &[u8], rules: &Rules) -> Result<Option<Header>, ProtocolError
         return Ok(None);
     };
     let masked = b1 & 0x80 != 0;
-    match rules.role {
+    match limits.role {
         // RFC 6455 §5.1: a server MUST close on an unmasked frame.
-        Role::Server if !masked && !rules.accept_unmasked => {
+        Role::Server if !masked && !limits.accept_unmasked => {
             return Err(ProtocolError::UnmaskedFrame);
         }
         // RFC 6455 §5.1: a client MUST close on a masked frame.
@@ -171,10 +151,10 @@ pub fn decode(buf: &[u8], rules: &Rules) -> Result<Option<Header>, ProtocolError
         }
         n => (u64::from(n), 2),
     };
-    if len > rules.max_frame {
+    if len > limits.max_frame {
         return Err(ProtocolError::FrameTooLarge {
             size: len,
-            max: rules.max_frame,
+            max: limits.max_frame,
         });
     }
     let mask = if masked {
@@ -188,7 +168,7 @@ pub fn decode(buf: &[u8], rules: &Rules) -> Result<Option<Header>, ProtocolError
     };
     Ok(Some(Header {
         fin,
-        rsv1,
+        rsv1: rsv1_set,
         opcode,
         mask,
         len,
@@ -231,12 +211,13 @@ pub fn encode(
 mod tests {
     use super::*;
 
-    fn server() -> Rules {
-        Rules {
+    fn server() -> Limits {
+        Limits {
             role: Role::Server,
-            allow_rsv1: false,
             accept_unmasked: false,
             max_frame: 1 << 20,
+            max_message: 1 << 20,
+            max_fragments: 100,
         }
     }
 
@@ -245,7 +226,7 @@ mod tests {
         let b = [
             0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
         ];
-        let h = decode(&b, &server()).unwrap().unwrap();
+        let h = decode(&b, &server(), false).unwrap().unwrap();
         assert!(h.fin);
         assert_eq!(h.opcode, OpCode::Text);
         assert_eq!(h.len, 5);
@@ -258,18 +239,17 @@ mod tests {
     fn bad_inputs_14_rsv_bits() {
         for b0 in [0xc1u8, 0xa1, 0x91] {
             assert_eq!(
-                decode(&[b0], &server()),
+                decode(&[b0], &server(), false),
                 Err(ProtocolError::ReservedBits),
                 "{b0:#x}"
             );
         }
-        let rules = Rules {
-            allow_rsv1: true,
-            ..server()
-        };
-        assert!(decode(&[0xc1, 0x80], &rules).unwrap().is_none());
+        assert!(decode(&[0xc1, 0x80], &server(), true).unwrap().is_none());
         // Never on control frames (RFC 7692 §6.1).
-        assert_eq!(decode(&[0xc9], &rules), Err(ProtocolError::ReservedBits));
+        assert_eq!(
+            decode(&[0xc9], &server(), true),
+            Err(ProtocolError::ReservedBits)
+        );
     }
 
     // BAD_INPUTS 15: decided from the first byte.
@@ -277,7 +257,7 @@ mod tests {
     fn bad_inputs_15_reserved_opcodes() {
         for op in (3..=7).chain(11..=15) {
             assert_eq!(
-                decode(&[0x80 | op], &server()),
+                decode(&[0x80 | op], &server(), false),
                 Err(ProtocolError::ReservedOpcode(op))
             );
         }
@@ -287,20 +267,23 @@ mod tests {
     #[test]
     fn bad_inputs_16_mask_rules() {
         assert_eq!(
-            decode(&[0x81, 0x05], &server()),
+            decode(&[0x81, 0x05], &server(), false),
             Err(ProtocolError::UnmaskedFrame)
         );
-        let opt_in = Rules {
+        let opt_in = Limits {
             accept_unmasked: true,
             ..server()
         };
-        assert_eq!(decode(&[0x81, 0x00], &opt_in).unwrap().unwrap().mask, None);
-        let client = Rules {
+        assert_eq!(
+            decode(&[0x81, 0x00], &opt_in, false).unwrap().unwrap().mask,
+            None
+        );
+        let client = Limits {
             role: Role::Client,
             ..server()
         };
         assert_eq!(
-            decode(&[0x81, 0x80], &client),
+            decode(&[0x81, 0x80], &client, false),
             Err(ProtocolError::MaskedFrame)
         );
     }
@@ -309,22 +292,22 @@ mod tests {
     #[test]
     fn bad_inputs_17_21_lengths() {
         let mut b = vec![0x82, 0xff, 0x80];
-        assert_eq!(decode(&b, &server()), Err(ProtocolError::LengthMsb));
+        assert_eq!(decode(&b, &server(), false), Err(ProtocolError::LengthMsb));
         b = vec![0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
-        assert_eq!(decode(&b, &server()), Err(ProtocolError::LengthMsb));
+        assert_eq!(decode(&b, &server(), false), Err(ProtocolError::LengthMsb));
         // u64 MAX/2: refused by the limit, no arithmetic on it.
         b = vec![0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
         assert!(matches!(
-            decode(&b, &server()),
+            decode(&b, &server(), false),
             Err(ProtocolError::FrameTooLarge { .. })
         ));
         // Non-minimal: 5 in 16 bits, 200 in 64 bits.
         assert_eq!(
-            decode(&[0x82, 0xfe, 0, 5], &server()),
+            decode(&[0x82, 0xfe, 0, 5], &server(), false),
             Err(ProtocolError::NonMinimalLength)
         );
         assert_eq!(
-            decode(&[0x82, 0xff, 0, 0, 0, 0, 0, 0, 0, 200], &server()),
+            decode(&[0x82, 0xff, 0, 0, 0, 0, 0, 0, 0, 200], &server(), false),
             Err(ProtocolError::NonMinimalLength)
         );
     }
@@ -332,12 +315,12 @@ mod tests {
     // BAD_INPUTS 18
     #[test]
     fn bad_inputs_18_limit_from_header() {
-        let rules = Rules {
+        let rules = Limits {
             max_frame: 1000,
             ..server()
         };
         assert_eq!(
-            decode(&[0x82, 0xfe, 0x03, 0xe9], &rules),
+            decode(&[0x82, 0xfe, 0x03, 0xe9], &rules, false),
             Err(ProtocolError::FrameTooLarge {
                 size: 1001,
                 max: 1000
@@ -349,11 +332,11 @@ mod tests {
     #[test]
     fn bad_inputs_32_control_rules() {
         assert_eq!(
-            decode(&[0x89, 0xfe], &server()),
+            decode(&[0x89, 0xfe], &server(), false),
             Err(ProtocolError::ControlTooLong)
         );
         assert_eq!(
-            decode(&[0x09], &server()),
+            decode(&[0x09], &server(), false),
             Err(ProtocolError::FragmentedControl)
         );
     }
@@ -364,21 +347,22 @@ mod tests {
             for mask in [None, Some([1, 2, 3, 4])] {
                 let mut out = [0u8; MAX_HEADER];
                 let n = encode(&mut out, true, false, OpCode::Binary, mask, len);
-                let rules = Rules {
+                let rules = Limits {
                     role: if mask.is_some() {
                         Role::Server
                     } else {
                         Role::Client
                     },
-                    allow_rsv1: false,
                     accept_unmasked: false,
                     max_frame: u64::MAX >> 1,
+                    max_message: u64::MAX >> 1,
+                    max_fragments: 1,
                 };
-                let h = decode(&out[..n], &rules).unwrap().unwrap();
+                let h = decode(&out[..n], &rules, false).unwrap().unwrap();
                 assert_eq!((h.len, h.mask, h.header_len), (len, mask, n));
                 // Every prefix is "need more", never an error.
                 for cut in 0..n {
-                    assert_eq!(decode(&out[..cut], &rules), Ok(None), "cut {cut}");
+                    assert_eq!(decode(&out[..cut], &rules, false), Ok(None), "cut {cut}");
                 }
             }
         }

@@ -11,8 +11,8 @@
 
 use std::collections::HashMap;
 
-use crate::deflate::{Deflater, InflateError, Inflater, Window};
-use crate::extension::Agreed;
+use super::agreement::Agreement;
+use super::codec::{Deflater, InflateError, Inflater, Window};
 
 /// Per-connection state of the opt-in modes, created on first use.
 #[derive(Default)]
@@ -21,39 +21,8 @@ struct PerConn {
     deflater: Option<Deflater>,
 }
 
-const SERVER_NO_CONTEXT: u8 = 0x80;
-const CLIENT_NO_CONTEXT: u8 = 0x40;
-
-/// Packs what the codec needs of an agreement into one byte: the two no-context-takeover bits,
-/// the server's window bits (9..=15, stored minus 9) and the client's (8..=15, minus 8).
-pub(crate) fn pack(a: &Agreed) -> u8 {
-    let mut z = (a.server_max_window_bits.clamp(9, 15) - 9) << 3;
-    z |= a.client_max_window_bits.clamp(8, 15) - 8;
-    if a.server_no_context_takeover {
-        z |= SERVER_NO_CONTEXT;
-    }
-    if a.client_no_context_takeover {
-        z |= CLIENT_NO_CONTEXT;
-    }
-    z
-}
-
-/// Whether a connection with agreement `z` can take a message compressed once for everyone
-/// (fresh context, 15-bit window).
-pub(crate) fn takes_shared(z: u8) -> bool {
-    z & SERVER_NO_CONTEXT != 0 && server_bits(z) == 15
-}
-
-fn server_bits(z: u8) -> u8 {
-    ((z >> 3) & 7) + 9
-}
-
-fn client_bits(z: u8) -> u8 {
-    (z & 7) + 8
-}
-
 /// One reactor's compression state.
-pub(crate) struct Compression {
+pub(crate) struct Streams {
     inflater: Inflater,
     /// Shared deflaters by window bits 9..=15, created on first use.
     shared: [Option<Deflater>; 7],
@@ -63,9 +32,9 @@ pub(crate) struct Compression {
     pub(crate) compressions: u64,
 }
 
-impl Compression {
-    pub(crate) fn new(level: u32) -> Compression {
-        Compression {
+impl Streams {
+    pub(crate) fn new(level: u32) -> Streams {
+        Streams {
             inflater: Inflater::new(),
             shared: Default::default(),
             conns: HashMap::new(),
@@ -84,19 +53,19 @@ impl Compression {
     pub(crate) fn inflate(
         &mut self,
         key: usize,
-        z: u8,
+        z: Agreement,
         data: &[u8],
         max: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), InflateError> {
-        if z & CLIENT_NO_CONTEXT != 0 {
+        if z.client_resets() {
             return self.inflater.inflate(&[data], None, max, out);
         }
         // The client keeps its context: prime its last window into the shared stream.
         let c = self.conns.entry(key).or_default();
         let window = c
             .window
-            .get_or_insert_with(|| Window::new(client_bits(z).max(9)));
+            .get_or_insert_with(|| Window::new(z.client_bits().max(9)));
         let primed = (!window.bytes().is_empty()).then(|| window.bytes());
         self.inflater.inflate(&[data], primed, max, out)?;
         window.push(out);
@@ -105,10 +74,10 @@ impl Compression {
 
     /// Compresses one whole message of connection `key` (agreement `z`) into `out`
     /// (RFC 7692 §7.2.1).
-    pub(crate) fn deflate(&mut self, key: usize, z: u8, msg: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn deflate(&mut self, key: usize, z: Agreement, msg: &[u8], out: &mut Vec<u8>) {
         self.compressions += 1;
-        let bits = server_bits(z);
-        if z & SERVER_NO_CONTEXT != 0 {
+        let bits = z.server_bits();
+        if z.server_resets() {
             self.shared(bits).compress(msg, true, out);
             return;
         }
@@ -138,39 +107,17 @@ impl Compression {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pack_keeps_what_the_codec_needs() {
-        for server_ctx in [false, true] {
-            for client_ctx in [false, true] {
-                for sb in 9..=15u8 {
-                    for cb in 8..=15u8 {
-                        let a = Agreed {
-                            server_no_context_takeover: server_ctx,
-                            client_no_context_takeover: client_ctx,
-                            server_max_window_bits: sb,
-                            client_max_window_bits: cb,
-                            ..Agreed::default()
-                        };
-                        let z = pack(&a);
-                        assert_eq!(z & SERVER_NO_CONTEXT != 0, server_ctx);
-                        assert_eq!(z & CLIENT_NO_CONTEXT != 0, client_ctx);
-                        assert_eq!((server_bits(z), client_bits(z)), (sb, cb));
-                    }
-                }
-            }
-        }
-    }
+    use crate::deflate::negotiate::Agreed;
 
     #[test]
     fn shared_connections_hold_nothing_and_opt_in_ones_only_after_use() {
-        let mut c = Compression::new(6);
-        let shared = pack(&Agreed {
+        let mut c = Streams::new(6);
+        let shared = Agreement::pack(&Agreed {
             server_no_context_takeover: true,
             client_no_context_takeover: true,
             ..Agreed::default()
         });
-        let keeping = pack(&Agreed::default());
+        let keeping = Agreement::pack(&Agreed::default());
         let mut out = Vec::new();
         c.deflate(1, shared, b"hello hello hello", &mut out);
         let mut back = Vec::new();

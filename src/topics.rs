@@ -178,56 +178,6 @@ impl Topics {
     }
 }
 
-/// A published message, framed once: as is, and (when worth it) compressed once for every
-/// subscriber in the shared deflate mode (RFC 7692 with server_no_context_takeover).
-pub(crate) struct Published {
-    /// Text or binary.
-    pub(crate) text: bool,
-    /// The whole frame, uncompressed.
-    pub(crate) plain: Vec<u8>,
-    /// Header length within `plain` (the payload follows).
-    pub(crate) header: usize,
-    /// The whole frame compressed with a fresh context (RSV1 set), if compressed.
-    pub(crate) deflated: Option<Vec<u8>>,
-}
-
-impl Published {
-    /// Frames `payload`; compresses it once with `deflater` (reset per message) when given.
-    pub(crate) fn new(
-        text: bool,
-        payload: &[u8],
-        deflater: Option<&mut crate::deflate::Deflater>,
-    ) -> Published {
-        use crate::frame::{MAX_HEADER, OpCode, encode};
-        let op = if text { OpCode::Text } else { OpCode::Binary };
-        let mut h = [0u8; MAX_HEADER];
-        let header = encode(&mut h, true, false, op, None, payload.len() as u64);
-        let mut plain = Vec::with_capacity(header + payload.len());
-        plain.extend_from_slice(&h[..header]);
-        plain.extend_from_slice(payload);
-        let deflated = deflater.map(|d| {
-            let mut z = Vec::new();
-            d.compress(payload, true, &mut z);
-            let n = encode(&mut h, true, true, op, None, z.len() as u64);
-            let mut f = Vec::with_capacity(n + z.len());
-            f.extend_from_slice(&h[..n]);
-            f.extend_from_slice(&z);
-            f
-        });
-        Published {
-            text,
-            plain,
-            header,
-            deflated,
-        }
-    }
-
-    /// The payload, uncompressed.
-    pub(crate) fn payload(&self) -> &[u8] {
-        &self.plain[self.header..]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,7 @@
 
 use simd_json::prelude::*;
 
-use crate::handler::{Handler, Message, Upgrade, Ws};
-use crate::handshake::Request;
+use myriad::{Handler, Message, Request, Upgrade, Ws};
 
 /// The pub/sub handler.
 #[derive(Clone, Default)]

@@ -1,7 +1,7 @@
 //! Close frames (RFC 6455 §5.5.1, §7.4): which codes may travel, and decoding a received payload.
 
+use super::utf8;
 use crate::error::{ProtocolError, SendError};
-use crate::utf8;
 
 /// No status code was present in the Close frame (local use only, never on the wire).
 pub const NO_STATUS: u16 = 1005;

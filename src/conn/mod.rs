@@ -1,0 +1,145 @@
+//! The connection: one compact slab entry per socket.
+//!
+//! A connection has a [`Kind`]: an HTTP head being read, or a WebSocket (its session state, its
+//! permessage-deflate agreement and the application's data). A new kind of connection is a new
+//! variant here and a new file beside the reactor's read path, not a branch through the
+//! WebSocket's.
+//!
+//! Everything a connection needs only now and then (a head or a frame cut by a read, a
+//! fragmented message, unsent bytes, a coalesced pong) lives behind two optional boxes that exist
+//! only while in use. An idle open connection is the socket, a generation, a deadline, four
+//! bytes of state and the application's data.
+
+mod flags;
+
+use mio::net::TcpStream;
+
+pub(crate) use flags::Flags;
+
+use crate::deflate::Agreement;
+use crate::pool::OutQueue;
+use crate::proto::decoder::Decoder;
+use crate::proto::session::Session;
+
+/// What a connection is.
+pub(crate) enum Kind<D> {
+    /// Waiting for the HTTP upgrade request.
+    Head,
+    /// An upgraded WebSocket.
+    WebSocket(WebSocket<D>),
+}
+
+/// The WebSocket part of a connection.
+pub(crate) struct WebSocket<D> {
+    /// Its protocol state (one byte).
+    pub(crate) session: Session,
+    /// The permessage-deflate agreement, if one was negotiated (RFC 7692). It fits in the
+    /// entry's padding, so negotiating compression adds no byte per connection.
+    pub(crate) deflate: Option<Agreement>,
+    /// The application's data.
+    pub(crate) data: D,
+}
+
+/// Input state, boxed only while something is in progress.
+pub(crate) enum Inbound {
+    /// The bytes of an HTTP head not complete yet.
+    Head(Vec<u8>),
+    /// A frame or a message cut by a read, and the tick by which the message must be whole.
+    Frames {
+        decoder: Decoder,
+        deadline: Option<u32>,
+    },
+}
+
+/// Output state, boxed only while bytes wait.
+#[derive(Default)]
+pub(crate) struct Tx {
+    /// Bytes the socket has not taken yet.
+    pub(crate) out: OutQueue,
+    /// The latest pong owed while output is blocked (earlier ones are coalesced away).
+    pub(crate) pong: Option<([u8; 125], u8)>,
+}
+
+/// One connection: the slab entry.
+pub(crate) struct Conn<D> {
+    /// The socket.
+    pub(crate) socket: TcpStream,
+    /// Generation, part of the token, so a reused slot never takes a stale event or id.
+    pub(crate) generation: u32,
+    /// Tick at which the current timer (handshake, idle, close) expires.
+    pub(crate) deadline: u32,
+    /// What the connection is.
+    pub(crate) kind: Kind<D>,
+    /// The reactor's bookkeeping bits.
+    pub(crate) flags: Flags,
+    /// Input in progress.
+    pub(crate) rx: Option<Box<Inbound>>,
+    /// Unsent output.
+    pub(crate) tx: Option<Box<Tx>>,
+}
+
+// The budget: an idle connection costs at most 100 bytes of user space in total (DESIGN.md);
+// the entry takes 32 of them (plus the slab's 8-byte tag and the wheel's 8-byte token), leaving
+// room for small application data.
+#[cfg(not(debug_assertions))]
+const _: () = assert!(std::mem::size_of::<Conn<()>>() <= 32);
+// Debug builds of mio add a selector id (8 bytes plus padding) to every socket.
+#[cfg(debug_assertions)]
+const _: () = assert!(std::mem::size_of::<Conn<()>>() <= 48);
+
+impl<D> Conn<D> {
+    /// A freshly accepted socket, waiting for its HTTP head.
+    pub(crate) fn new(socket: TcpStream, generation: u32) -> Conn<D> {
+        Conn {
+            socket,
+            generation,
+            deadline: 0,
+            kind: Kind::Head,
+            flags: Flags::default(),
+            rx: None,
+            tx: None,
+        }
+    }
+
+    /// Unsent bytes.
+    pub(crate) fn buffered(&self) -> usize {
+        self.tx.as_ref().map_or(0, |t| t.out.len())
+    }
+
+    /// The WebSocket part, once upgraded.
+    pub(crate) fn ws(&self) -> Option<&WebSocket<D>> {
+        match &self.kind {
+            Kind::WebSocket(ws) => Some(ws),
+            Kind::Head => None,
+        }
+    }
+
+    /// The WebSocket part, mutably.
+    pub(crate) fn ws_mut(&mut self) -> Option<&mut WebSocket<D>> {
+        match &mut self.kind {
+            Kind::WebSocket(ws) => Some(ws),
+            Kind::Head => None,
+        }
+    }
+
+    /// The WebSocket session, if upgraded and not dead.
+    pub(crate) fn session(&self) -> Option<Session> {
+        self.ws().map(|w| w.session)
+    }
+
+    /// Whether the connection is an open WebSocket.
+    pub(crate) fn is_open(&self) -> bool {
+        !self.flags.dead() && self.session().is_some_and(Session::is_open)
+    }
+
+    /// The message deadline, if a message is in progress and has one.
+    pub(crate) fn message_deadline(&self) -> Option<u32> {
+        match self.rx.as_deref() {
+            Some(Inbound::Frames { deadline, .. }) => *deadline,
+            _ => None,
+        }
+    }
+}
+
+/// The size of the connection entry for `()` data, for the memory benchmark.
+pub(crate) const ENTRY_SIZE: usize = std::mem::size_of::<Conn<()>>();

@@ -1,0 +1,197 @@
+//! Pub/sub delivery: a publish reaches this reactor once (framed, and compressed, once); it is
+//! queued per topic in O(1) and written per subscriber at the end of the callback batch, every
+//! publish that reached a subscriber in one writev.
+
+use std::sync::Arc;
+
+use log::debug;
+
+use super::Shard;
+use crate::error::SendError;
+use crate::message::{Compress, Message, SendStatus};
+use crate::proto::close;
+use crate::proto::frame::OpCode;
+use crate::published::Published;
+use crate::transport;
+
+/// What a subscriber takes of a publish.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// The plain frame.
+    Plain,
+    /// The frame compressed once for everyone.
+    Shared,
+    /// Its own compression (it keeps a deflate context).
+    Own,
+}
+
+impl<D> Shard<D> {
+    /// Publishes `msg` to `topic` from a callback on connection-less ground: framed (and
+    /// compressed) once; queued here and posted to every other reactor. Returns the subscribers
+    /// on this reactor it was queued for.
+    pub(crate) fn publish(&mut self, topic: &str, msg: Message<'_>) -> Result<usize, SendError> {
+        let (text, payload) = (msg.is_text(), msg.as_bytes());
+        let published = if self.bus.compress_publish(payload.len()) {
+            Published::new(text, payload, Some(self.streams.publish_deflater()))
+        } else {
+            Published::new(text, payload, None)
+        };
+        let published = Arc::new(published);
+        let topic: Arc<str> = topic.into();
+        let local = self.deliver(&topic, &published);
+        if self.bus.reactors() > 1 {
+            self.bus.broadcast(Some(self.reactor), &topic, &published)?;
+        }
+        Ok(local)
+    }
+
+    /// Queues a published message for this reactor's subscribers of `topic`: it leaves with the
+    /// iteration's batch (`flush_batch`), so publishes that arrive together reach each subscriber
+    /// in one writev. O(1) per publish; the per-subscriber work is done once per batch. Returns
+    /// the subscribers it was queued for.
+    pub(crate) fn deliver(&mut self, topic: &str, m: &Arc<Published>) -> usize {
+        self.published += 1;
+        let Some(id) = self.topics.id(topic) else {
+            return 0;
+        };
+        self.batch.push((id, m.clone()));
+        self.topics.subscribers_of(id).len()
+    }
+
+    /// Writes the queued publishes: to each subscriber, the one framed copy (or the one
+    /// compressed copy, or, for a connection keeping its own deflate context, its own
+    /// compression) of each message of its topics, in publish order, in one writev, or behind its
+    /// unsent bytes with the backpressure rules of any send. A subscriber that cannot keep up
+    /// gets the backpressure policy; the others do not notice.
+    pub(crate) fn flush_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        // Subscriptions do not change while a batch is queued (subscribe and unsubscribe flush it
+        // first; closed connections leave their topics after it is flushed): borrow them out.
+        let topics = std::mem::take(&mut self.topics);
+        let mut order = std::mem::take(&mut self.batch_order);
+        order.clear();
+        let first = batch[0].0;
+        if batch.iter().all(|e| e.0 == first) {
+            // One topic (the usual case): every subscriber gets every message. No sort.
+            order.extend(0..batch.len() as u32);
+            for &key in topics.subscribers_of(first) {
+                self.write_group(key as usize, &order, &batch);
+            }
+        } else {
+            // Several topics: (subscriber, message) pairs, grouped by subscriber with a stable
+            // sort so that each subscriber's messages stay in publish order.
+            let mut pairs = Vec::new();
+            for (i, e) in batch.iter().enumerate() {
+                pairs.extend(topics.subscribers_of(e.0).iter().map(|&k| (k, i as u32)));
+            }
+            pairs.sort_by_key(|p| p.0);
+            let mut i = 0;
+            while i < pairs.len() {
+                let key = pairs[i].0;
+                order.clear();
+                order.extend(pairs[i..].iter().take_while(|p| p.0 == key).map(|p| p.1));
+                i += order.len();
+                self.write_group(key as usize, &order, &batch);
+            }
+        }
+        self.topics = topics;
+        self.batch_order = order;
+        batch.clear();
+        if batch.capacity() <= 1 << 16 {
+            self.batch = batch;
+        }
+    }
+
+    /// What connection `key` takes of publishes, if it takes them now: open, and not in the
+    /// middle of a fragmented send (RFC 6455 §5.4: its frames must not be interleaved).
+    fn takes(&self, key: usize) -> Option<Take> {
+        let conn = self.conns.get(key)?;
+        let ws = conn.ws()?;
+        if conn.flags.dead() || !ws.session.is_open() || ws.session.is_fragmenting() {
+            return None;
+        }
+        Some(match ws.deflate {
+            None => Take::Plain,
+            Some(z) if z.takes_shared() => Take::Shared,
+            Some(_) => Take::Own,
+        })
+    }
+
+    /// Writes messages `idx` of `batch` to subscriber `key`.
+    fn write_group(&mut self, key: usize, idx: &[u32], batch: &[(u32, Arc<Published>)]) {
+        let Some(take) = self.takes(key) else {
+            return;
+        };
+        if take == Take::Own {
+            // Its own deflate context: each message compressed for it alone.
+            for &i in idx {
+                let m = &batch[i as usize].1;
+                let op = if m.text { OpCode::Text } else { OpCode::Binary };
+                if self
+                    .send_data(key, op, m.payload(), Compress::Auto)
+                    .is_ok_and(|s| s != SendStatus::Dropped)
+                {
+                    self.deliveries += 1;
+                }
+            }
+            return;
+        }
+        let frame = |i: &u32| -> &[u8] {
+            let m = &batch[*i as usize].1;
+            match (&m.deflated, take) {
+                (Some(z), Take::Shared) => z,
+                _ => &m.plain,
+            }
+        };
+        // Bytes corked for it earlier go first.
+        if self.cork_owner == Some(key) {
+            self.flush_cork();
+        }
+        let mut rest = idx;
+        if self.conns[key].tx.is_none() {
+            // Nothing waiting: as much as the socket takes, in as few writev calls as possible.
+            while !rest.is_empty() {
+                let n = rest.len().min(64);
+                let mut frames: [&[u8]; 64] = [&[]; 64];
+                for (f, i) in frames.iter_mut().zip(&rest[..n]) {
+                    *f = frame(i);
+                }
+                let (done, skip) = match transport::write(&mut self.conns[key], &frames[..n]) {
+                    Ok(at) => at,
+                    Err(e) => {
+                        debug!("write: {e}");
+                        self.broken.push((key, close::ABNORMAL));
+                        return;
+                    }
+                };
+                if done == n {
+                    self.deliveries += n as u64;
+                    rest = &rest[n..];
+                    continue;
+                }
+                // The socket is full: the rest of a partly written frame must follow.
+                transport::queue(
+                    &mut self.conns[key],
+                    &[&frames[done][skip..]],
+                    &mut self.pool,
+                );
+                self.want_write(key);
+                self.deliveries += done as u64 + 1;
+                rest = &rest[done + 1..];
+                break;
+            }
+        }
+        // Behind unsent bytes: each whole frame, within the backpressure limit.
+        for i in rest {
+            let f = frame(i);
+            if self.over_limit(key, f.len()).is_some() {
+                continue;
+            }
+            transport::queue(&mut self.conns[key], &[f], &mut self.pool);
+            self.deliveries += 1;
+        }
+    }
+}
