@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::time::Instant;
 
 use mio::Waker;
@@ -191,10 +191,7 @@ impl Bus {
 /// The next command waiting in `inbox`, if any. `None` also when every sender is gone: then
 /// nobody can ask for anything more.
 pub(crate) fn next(inbox: &Inbox) -> Option<Cmd> {
-    match inbox.try_recv() {
-        Ok(cmd) => Some(cmd),
-        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-    }
+    inbox.try_recv().ok()
 }
 
 thread_local! {

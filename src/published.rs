@@ -27,12 +27,12 @@ impl Published {
         plain.extend_from_slice(&h[..header]);
         plain.extend_from_slice(payload);
         let deflated = deflater.map(|d| {
-            let mut z = Vec::new();
-            d.compress(payload, true, &mut z);
-            let n = encode(&mut h, true, true, op, None, z.len() as u64);
-            let mut f = Vec::with_capacity(n + z.len());
+            let mut packed = Vec::new();
+            d.compress(payload, true, &mut packed);
+            let n = encode(&mut h, true, true, op, None, packed.len() as u64);
+            let mut f = Vec::with_capacity(n + packed.len());
             f.extend_from_slice(&h[..n]);
-            f.extend_from_slice(&z);
+            f.extend_from_slice(&packed);
             f
         });
         Published {

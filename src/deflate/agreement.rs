@@ -17,16 +17,16 @@ pub(crate) struct Agreement(NonZeroU8);
 impl Agreement {
     /// Packs what the codec needs of `a`.
     pub(crate) fn pack(a: &Agreed) -> Agreement {
-        let mut z = (a.server_max_window_bits.clamp(9, 15) - 8) << 3;
-        z |= a.client_max_window_bits.clamp(8, 15) - 8;
+        let mut bits = (a.server_max_window_bits.clamp(9, 15) - 8) << 3;
+        bits |= a.client_max_window_bits.clamp(8, 15) - 8;
         if a.server_no_context_takeover {
-            z |= SERVER_NO_CONTEXT;
+            bits |= SERVER_NO_CONTEXT;
         }
         if a.client_no_context_takeover {
-            z |= CLIENT_NO_CONTEXT;
+            bits |= CLIENT_NO_CONTEXT;
         }
         // The server bits field is 1..=7.
-        Agreement(NonZeroU8::new(z).unwrap_or(NonZeroU8::MIN))
+        Agreement(NonZeroU8::new(bits).unwrap_or(NonZeroU8::MIN))
     }
 
     /// Whether the connection can take a message compressed once for everyone (fresh context,

@@ -48,36 +48,36 @@ impl Streams {
         self.conns.remove(&key);
     }
 
-    /// Inflates one message of connection `key` (agreement `z`) into `out`, at most `max` bytes
+    /// Inflates one message of connection `key` (agreement `a`) into `out`, at most `max` bytes
     /// (RFC 7692 §7.2.2).
     pub(crate) fn inflate(
         &mut self,
         key: usize,
-        z: Agreement,
+        a: Agreement,
         data: &[u8],
         max: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), InflateError> {
-        if z.client_resets() {
+        if a.client_resets() {
             return self.inflater.inflate(&[data], None, max, out);
         }
         // The client keeps its context: prime its last window into the shared stream.
         let c = self.conns.entry(key).or_default();
         let window = c
             .window
-            .get_or_insert_with(|| Window::new(z.client_bits().max(9)));
+            .get_or_insert_with(|| Window::new(a.client_bits().max(9)));
         let primed = (!window.bytes().is_empty()).then(|| window.bytes());
         self.inflater.inflate(&[data], primed, max, out)?;
         window.push(out);
         Ok(())
     }
 
-    /// Compresses one whole message of connection `key` (agreement `z`) into `out`
+    /// Compresses one whole message of connection `key` (agreement `a`) into `out`
     /// (RFC 7692 §7.2.1).
-    pub(crate) fn deflate(&mut self, key: usize, z: Agreement, msg: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn deflate(&mut self, key: usize, a: Agreement, msg: &[u8], out: &mut Vec<u8>) {
         self.compressions += 1;
-        let bits = z.server_bits();
-        if z.server_resets() {
+        let bits = a.server_bits();
+        if a.server_resets() {
             self.shared(bits).compress(msg, true, out);
             return;
         }

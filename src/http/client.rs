@@ -42,7 +42,7 @@ fn push_target(out: &mut Vec<u8>, path: &str) {
 }
 
 /// Writes a `GET` upgrade request (RFC 6455 §4.1) for `host` (the `Host` header value) and `path`
-/// (the request-target, e.g. `/chat?room=1`), with `key` from [`encode_key`] (24 base64
+/// (the request-target, e.g. `/chat?room=1`), with `key` from [`encode_key`](super::encode_key) (24 base64
 /// characters), the subprotocols to offer (only tokens are written; no header if none) and an
 /// optional `Sec-WebSocket-Extensions` offer.
 ///
@@ -88,7 +88,7 @@ pub fn write_request(
     out.extend_from_slice(b"\r\n");
 }
 
-/// What the server answered, after validation by [`parse_response`].
+/// What the server answered, after validation by [`parse_response`](super::parse_response).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Response<'a> {
     /// The subprotocol the server selected (`Sec-WebSocket-Protocol`), if any. The caller must
@@ -101,13 +101,13 @@ pub struct Response<'a> {
 
 /// Parses a complete response head (RFC 6455 §4.1, the client's checks of the server's answer):
 /// it must be status 101, with `Upgrade: websocket`, `Connection: upgrade` and
-/// `Sec-WebSocket-Accept` equal to [`accept_key`]`(key)`, where `key` is the key that was sent.
+/// `Sec-WebSocket-Accept` equal to [`accept_key`](super::accept_key)`(key)`, where `key` is the key that was sent.
 /// At most one `Sec-WebSocket-Protocol` header, holding a single token, and at most one
 /// `Sec-WebSocket-Extensions` header are accepted. Nothing is allocated.
 ///
 /// # Errors
 ///
-/// [`HttpError`] whose `status` is the status the server sent (101 when a later check failed),
+/// [`HttpError`](super::HttpError) whose `status` is the status the server sent (101 when a later check failed),
 /// or 0 when the head could not be parsed.
 pub fn parse_response<'a>(
     buf: &'a [u8],

@@ -4,8 +4,8 @@ use std::fmt;
 
 /// Why an upgrade request (or, on the client side, a response) is refused, with the HTTP status.
 ///
-/// On the server side `status` is the status to answer with [`write_reject`]. On the client side
-/// ([`parse_response`]) it is the status the server sent, or 0 when none could be read.
+/// On the server side `status` is the status to answer with [`write_reject`](super::write_reject). On the client side
+/// ([`parse_response`](super::parse_response)) it is the status the server sent, or 0 when none could be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpError {
     /// HTTP status code.

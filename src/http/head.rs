@@ -34,18 +34,18 @@ pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
 /// Checks the bytes received so far *before* the head is complete.
 ///
 /// Returns `Err` with status 414 if there is no `"\r\n"` within the first
-/// [`HeadLimits::max_request_line`] bytes (once that many have arrived), and status 431 if
-/// `buf.len()` exceeds [`HeadLimits::max_head_bytes`] without a complete head. `Ok(())` otherwise:
+/// [`HeadLimits::max_request_line`](super::HeadLimits::max_request_line) bytes (once that many have arrived), and status 431 if
+/// `buf.len()` exceeds [`HeadLimits::max_head_bytes`](super::HeadLimits::max_head_bytes) without a complete head. `Ok(())` otherwise:
 /// keep reading.
 ///
-/// Calling it with `&buf[..head_len]` once [`find_head_end`] succeeded applies the same limits to
+/// Calling it with `&buf[..head_len]` once [`find_head_end`](super::find_head_end) succeeded applies the same limits to
 /// a head that arrived in a single read. Cost per call: nothing while fewer than
 /// `max_request_line` bytes have arrived, then a scan up to the first CRLF (at most
 /// `max_request_line` bytes), never the whole buffer.
 ///
 /// # Errors
 ///
-/// [`HttpError`] with status 414 or 431 as above.
+/// [`HttpError`](super::HttpError) with status 414 or 431 as above.
 pub fn check_incomplete(buf: &[u8], limits: &HeadLimits) -> Result<(), HttpError> {
     // RFC 7230 §3.1.1: a server receiving a request-target longer than it wishes to parse
     // answers 414.

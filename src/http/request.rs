@@ -73,7 +73,7 @@ impl<'a> Request<'a> {
     }
 
     /// The `Sec-WebSocket-Key` as sent, without surrounding whitespace (validated: 24 base64
-    /// characters decoding to 16 bytes). Pass it to [`write_accept`].
+    /// characters decoding to 16 bytes). Pass it to [`write_accept`](super::write_accept).
     #[must_use]
     pub fn key(&self) -> &'a [u8] {
         self.key
@@ -104,7 +104,7 @@ impl<'a> Request<'a> {
 
 /// Parses and validates a complete request head.
 ///
-/// `buf` is `&buf[..head_len]` where `head_len` came from [`find_head_end`] (trailing bytes, such
+/// `buf` is `&buf[..head_len]` where `head_len` came from [`find_head_end`](super::find_head_end) (trailing bytes, such
 /// as a pipelined first frame, are ignored anyway). `headers` is the caller's array, e.g.
 /// `[httparse::EMPTY_HEADER; MAX_HEADERS]`. Nothing is allocated.
 ///
@@ -116,7 +116,7 @@ impl<'a> Request<'a> {
 ///
 /// # Errors
 ///
-/// [`HttpError`] with the status to answer through [`write_reject`].
+/// [`HttpError`](super::HttpError) with the status to answer through [`write_reject`](super::write_reject).
 pub fn parse_request<'a>(
     buf: &'a [u8],
     headers: &'a mut [httparse::Header<'a>],

@@ -34,7 +34,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Headers [`write_reject`] writes itself; extras with these names are skipped.
+/// Headers [`write_reject`](super::write_reject) writes itself; extras with these names are skipped.
 const REJECT_RESERVED: &[&str] = &["Connection", "Content-Length", "Transfer-Encoding"];
 
 /// Writes an error answer: the status line with the standard reason phrase,
@@ -42,7 +42,7 @@ const REJECT_RESERVED: &[&str] = &["Connection", "Content-Length", "Transfer-Enc
 /// for 426 (RFC 6455 §4.4), then the `extra` headers, then the blank line.
 ///
 /// A `status` outside 100..=999 is written as 500. Extra headers are filtered as in
-/// [`write_accept`] (unsafe ones, and `Connection` / `Content-Length` / `Transfer-Encoding`,
+/// [`write_accept`](super::write_accept) (unsafe ones, and `Connection` / `Content-Length` / `Transfer-Encoding`,
 /// are skipped).
 pub fn write_reject(out: &mut Vec<u8>, status: u16, extra: &[(String, String)]) {
     // RFC 7230 §3.1.2: status-code = 3DIGIT.

@@ -34,7 +34,7 @@ pub fn accept_key(key: &[u8]) -> [u8; 28] {
     out
 }
 
-/// Headers [`write_accept`] writes itself; extras with these names are skipped.
+/// Headers [`write_accept`](super::write_accept) writes itself; extras with these names are skipped.
 const ACCEPT_RESERVED: &[&str] = &[
     "Upgrade",
     "Connection",
@@ -48,7 +48,7 @@ const ACCEPT_RESERVED: &[&str] = &[
 /// Writes the `101 Switching Protocols` answer (RFC 6455 §4.2.2 item 5).
 ///
 /// Writes `Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Accept` computed from `key`
-/// (as returned by [`Request::key`]), then `Sec-WebSocket-Protocol` if `protocol` is given and is a
+/// (as returned by [`Request::key`](super::Request::key)), then `Sec-WebSocket-Protocol` if `protocol` is given and is a
 /// token, `Sec-WebSocket-Extensions` if `extensions` is given, the `extra` headers, and the blank
 /// line.
 ///

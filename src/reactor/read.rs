@@ -172,7 +172,9 @@ fn dispatch<H: Handler>(
             handler.on_message(&mut Ws::new(shard, key), Message::Binary(b));
         }
         Event::Ping(p) => {
-            if shard.with_session(key, |s, out| s.on_ping(p, out)) == Some(true) {
+            // The session answers (or defers the pong); the application sees it while open.
+            let seen = shard.with_session(key, |s, out| s.on_ping(p, out));
+            if seen == Some(true) {
                 handler.on_ping(&mut Ws::new(shard, key), p);
             }
         }
@@ -206,13 +208,13 @@ fn deliver_compressed<H: Handler>(
     text: bool,
     data: &[u8],
 ) -> bool {
-    let Some(z) = shard.conns[key].ws().and_then(|w| w.deflate) else {
+    let Some(agreement) = shard.conns[key].ws().and_then(|w| w.deflate) else {
         return false;
     };
     let mut buf = std::mem::take(&mut shard.inflated);
     buf.clear();
     let max = usize::try_from(shard.cfg.max_message).unwrap_or(usize::MAX);
-    if let Err(e) = shard.streams.inflate(key, z, data, max, &mut buf) {
+    if let Err(e) = shard.streams.inflate(key, agreement, data, max, &mut buf) {
         debug!("reactor {}: conn {key}: inflate: {e}", shard.reactor);
         let why = match e {
             InflateError::TooLarge { .. } => "message too large",
