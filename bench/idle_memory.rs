@@ -29,7 +29,7 @@ impl Handler for Counting {
     }
     fn on_open(&mut self, ws: &mut Ws<'_, ()>) {
         for i in 0..self.1 {
-            ws.subscribe(&format!("t{i}"));
+            let _ = ws.subscribe(&format!("t{i}"));
         }
         self.0.fetch_add(1, Ordering::Relaxed);
     }

@@ -5,9 +5,12 @@
 #   3. build-release  cargo build --release --bins
 #   4. cargo-test     cargo test (debug build: unit and integration tests)
 #   5. python-echo    tests/python/test_echo.py against target/release/myriad,
-#      python-pubsub  and tests/python/test_pubsub.py against its --mode pubsub
+#      python-pubsub  and tests/python/test_pubsub.py against its --mode pubsub,
+#      python-endpoints  tests/python/test_endpoints.py: /healthz, /readyz, /metrics checked
+#                     by Prometheus' promtool (installs Debian's prometheus for it)
 #   6. chromium       tests/browser/test_chromium.py: headless Chromium negotiates
-#                     permessage-deflate with the release binary (installs chromium)
+#                     permessage-deflate with the release binary (installs chromium);
+#      dashboard      tests/browser/test_dashboard.py: /dashboard shows the live count
 #   7. autobahn       scripts/autobahn.sh, cases 1.* to 10.* (skipped, with a
 #                     message, when no Python 2.7 interpreter exists)
 #   8. autobahn-deflate-MODE   cases 12.* and 13.* against --deflate-mode shared;
@@ -124,6 +127,24 @@ install_chromium() {
     timeout 900 apt-get install -y -q --no-install-recommends chromium >/dev/null
 }
 
+# Prometheus' promtool (Debian's prometheus package) for the /metrics check. The package would
+# start a Prometheus service where an init system runs; a policy-rc.d that says no keeps it off.
+install_promtool() {
+  [ "$(id -u)" = 0 ] || { echo "promtool missing and not root"; return 1; }
+  echo "installing prometheus (for promtool)"
+  local made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  local rc=0
+  { timeout 900 apt-get update -q >/dev/null && \
+    timeout 900 apt-get install -y -q --no-install-recommends prometheus >/dev/null; } || rc=$?
+  [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  return $rc
+}
+
 export -f install_deps setup_py_venv
 export ROOT
 
@@ -143,14 +164,22 @@ if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
   if [ -x target/py-venv/bin/python ]; then
     run_step python-echo 600 target/py-venv/bin/python tests/python/test_echo.py || true
     run_step python-pubsub 600 target/py-venv/bin/python tests/python/test_pubsub.py || true
+    if command -v promtool >/dev/null 2>&1 || install_promtool; then
+      run_step python-endpoints 300 target/py-venv/bin/python tests/python/test_endpoints.py || true
+    else
+      not_run python-endpoints "could not install Debian's prometheus (promtool)"
+    fi
   else
     not_run python-echo "no target/py-venv"
     not_run python-pubsub "no target/py-venv"
+    not_run python-endpoints "no target/py-venv"
   fi
   if command -v chromium >/dev/null 2>&1 || install_chromium; then
     run_step chromium 300 python3 tests/browser/test_chromium.py || true
+    run_step dashboard 300 python3 tests/browser/test_dashboard.py || true
   else
     not_run chromium "could not install Debian's chromium"
+    not_run dashboard "could not install Debian's chromium"
   fi
   run_step autobahn 2400 bash scripts/autobahn.sh || true
   # permessage-deflate (RFC 7692; issue 3): Autobahn 12.* and 13.* against the default shared

@@ -33,10 +33,54 @@ pub struct Config {
     pub max_head_bytes: usize,
     /// Longest request line. Default 4 KiB; over it: 414.
     pub max_request_line: usize,
-    /// Most unsent bytes kept for one connection. Default 1 MiB.
+    /// Largest body of a plain HTTP request. Default 64 KiB; over it: 413, decided from the
+    /// head (`Content-Length`) or as chunks arrive, before anything past it is kept.
+    pub max_body: usize,
+    /// Most requests served from one read of a kept-alive connection (pipelined). Default 16;
+    /// past it: 429 and the connection closes.
+    pub max_pipelined: usize,
+    /// Most unsent bytes kept for one connection, the message being sent included: a send that
+    /// would pass it gets the policy, whatever is queued already (so no message larger than
+    /// this is ever sent). Default 17 MiB: one message of the default `max_message` and a
+    /// little more. A publish queued behind a slow subscriber is the shared framed copy,
+    /// counted here at its full size but held once for all subscribers.
     pub max_backpressure: usize,
-    /// What to do past `max_backpressure`. Default [`BackpressurePolicy::Drop`].
+    /// What to do past `max_backpressure` (and past `memory_budget`). Default
+    /// [`BackpressurePolicy::Drop`].
     pub backpressure_policy: BackpressurePolicy,
+    /// Output that makes no progress for this long (the peer reads nothing) closes the
+    /// connection with 1008, pongs or not: a stalled reader cannot hold its queue forever
+    /// (BAD_INPUTS 65). Default 30 s; zero disables it.
+    pub write_timeout: Duration,
+    /// Bytes of buffered input (unfinished messages and request bodies) and owned output
+    /// (unsent bytes) the whole process may hold. Past it, new output gets the backpressure
+    /// policy, a message that would buffer more is closed with 1013, and new connections get
+    /// 503 (BAD_INPUTS 53). Default: a quarter of the machine's memory.
+    pub memory_budget: usize,
+    /// Inflated bytes per second one connection may make the server produce (permessage-deflate),
+    /// with a burst of `max_message`: past it the connection is closed with 1008, so that
+    /// compression bombs cost bounded CPU (BAD_INPUTS 49). Default 64 MiB/s; zero disables it.
+    pub max_inflate_rate: u64,
+    /// Connections from one address (an IPv4 address, an IPv6 /64) still in the HTTP handshake,
+    /// per reactor. Default 256; past it: 429, so that one address cannot take the global
+    /// `max_pending_handshakes` from the others (BAD_INPUTS 57).
+    pub max_pending_per_ip: usize,
+    /// Topics one connection may subscribe to. Default 1,024 (closing a connection costs its
+    /// subscriptions, each O(1)).
+    pub max_topics_per_connection: usize,
+    /// Longest topic name, in bytes. Default 255.
+    pub max_topic_len: usize,
+    /// Commands one reactor's mailbox holds (sends and publishes from other threads); past it
+    /// they are dropped and counted, never waited for. Default 16,384.
+    pub mailbox_capacity: usize,
+    /// Share the port with other processes that ask for it too (`SO_REUSEPORT` across
+    /// processes, for scale runs). Default false: a port another process serves is an error
+    /// ("address in use"); the reactors of this process share it either way.
+    pub reuse_port: bool,
+    /// A handler callback that panics costs its connection (closed with 1011, or answered 500)
+    /// and is logged and counted; with `abort_on_panic` the process aborts instead. Default
+    /// false.
+    pub abort_on_panic: bool,
     /// Time allowed from accept to a complete upgrade request. Default 10 s (uWebSockets' figure);
     /// a head dribbled slower than that is closed.
     pub handshake_timeout: Duration,
@@ -91,8 +135,19 @@ impl Default for Config {
             max_fragments: 1 << 18,
             max_head_bytes: 8 << 10,
             max_request_line: 4 << 10,
-            max_backpressure: 1 << 20,
+            max_body: 64 << 10,
+            max_pipelined: 16,
+            max_backpressure: 17 << 20,
             backpressure_policy: BackpressurePolicy::Drop,
+            write_timeout: Duration::from_secs(30),
+            memory_budget: crate::sys::default_memory_budget(),
+            max_inflate_rate: 64 << 20,
+            max_pending_per_ip: 256,
+            max_topics_per_connection: 1024,
+            max_topic_len: 255,
+            mailbox_capacity: 16 << 10,
+            reuse_port: false,
+            abort_on_panic: false,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             message_timeout: Duration::from_secs(60),
@@ -141,10 +196,32 @@ setters! {
     max_head_bytes: usize;
     /// Sets `max_request_line`.
     max_request_line: usize;
+    /// Sets `max_body`.
+    max_body: usize;
+    /// Sets `max_pipelined`.
+    max_pipelined: usize;
     /// Sets `max_backpressure`.
     max_backpressure: usize;
     /// Sets `backpressure_policy`.
     backpressure_policy: BackpressurePolicy;
+    /// Sets `write_timeout`.
+    write_timeout: Duration;
+    /// Sets `memory_budget`.
+    memory_budget: usize;
+    /// Sets `max_inflate_rate`.
+    max_inflate_rate: u64;
+    /// Sets `max_pending_per_ip`.
+    max_pending_per_ip: usize;
+    /// Sets `max_topics_per_connection`.
+    max_topics_per_connection: usize;
+    /// Sets `max_topic_len`.
+    max_topic_len: usize;
+    /// Sets `mailbox_capacity`.
+    mailbox_capacity: usize;
+    /// Sets `reuse_port`.
+    reuse_port: bool;
+    /// Sets `abort_on_panic`.
+    abort_on_panic: bool;
     /// Sets `handshake_timeout`.
     handshake_timeout: Duration;
     /// Sets `idle_timeout`.
@@ -206,6 +283,12 @@ impl Config {
         }
         if self.compression_level > 9 {
             return Err("compression_level must be 0 to 9".into());
+        }
+        if self.mailbox_capacity == 0 {
+            return Err("mailbox_capacity must be at least 1".into());
+        }
+        if self.max_pipelined == 0 {
+            return Err("max_pipelined must be at least 1".into());
         }
         if self.max_head_bytes < 256 {
             return Err("max_head_bytes must be at least 256".into());

@@ -134,6 +134,16 @@ pub enum SendError {
     ServerStopped,
     /// Called from a reactor thread, where waiting for a reactor's answer could deadlock.
     WouldDeadlock,
+    /// Only a WebSocket can do that (a ping, a fragment); this connection is a streamed
+    /// response.
+    NotWebSocket,
+    /// A topic name longer than `Config::max_topic_len`.
+    TopicTooLong,
+    /// The connection subscribes to `Config::max_topics_per_connection` topics already.
+    TooManyTopics,
+    /// The reactor's mailbox is full (`Config::mailbox_capacity`): the command was dropped and
+    /// counted.
+    MailboxFull,
 }
 
 impl fmt::Display for SendError {
@@ -148,6 +158,10 @@ impl fmt::Display for SendError {
             SendError::StaleId => "no such connection",
             SendError::ServerStopped => "server stopped",
             SendError::WouldDeadlock => "blocking call from a reactor thread",
+            SendError::NotWebSocket => "not a WebSocket connection",
+            SendError::TopicTooLong => "topic name too long",
+            SendError::TooManyTopics => "too many topics for one connection",
+            SendError::MailboxFull => "reactor mailbox full",
         };
         f.write_str(s)
     }

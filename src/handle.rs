@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 
 use crate::deflate::codec::Deflater;
 use crate::error::SendError;
+use crate::http::Ticket;
 use crate::id::ConnId;
 use crate::mailbox::{Bus, Cmd, on_reactor_thread};
 use crate::message::{Message, SendStatus};
 use crate::published::Published;
+use crate::stats::Stats;
+use crate::upgrade::Accept;
 
 /// Reaches the reactors from any thread: cheap to clone.
 #[derive(Clone)]
@@ -80,6 +83,113 @@ impl ServerHandle {
         rx.recv().map_err(|_| SendError::ServerStopped)?
     }
 
+    /// Accepts an upgrade left [`crate::Upgrade::Pending`], from any thread: the client gets its
+    /// 101 (with the subprotocol and headers of `accept`, the subprotocol only if it offered
+    /// it), `on_open` follows on the connection's reactor, with `accept`'s data. `D` must be the
+    /// handler's `Data`; with another type the upgrade is refused with 500 and an error logged.
+    /// Returns once posted; a connection that went away meanwhile (or timed out) is skipped.
+    ///
+    /// # Errors
+    /// [`SendError::ServerStopped`] when the reactor is gone.
+    pub fn accept<D: Send + 'static>(
+        &self,
+        ticket: Ticket,
+        accept: Accept<D>,
+    ) -> Result<(), SendError> {
+        let id = ticket.0;
+        self.bus.post(
+            id.reactor,
+            Cmd::Accept {
+                token: id.token,
+                accept: Box::new(accept),
+            },
+        )
+    }
+
+    /// Refuses an upgrade left [`crate::Upgrade::Pending`], from any thread, with `status` (401,
+    /// 403, 429...), extra headers and a body; the connection closes after it.
+    ///
+    /// # Errors
+    /// [`SendError::ServerStopped`] when the reactor is gone.
+    pub fn reject(
+        &self,
+        ticket: Ticket,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<(), SendError> {
+        let id = ticket.0;
+        self.bus.post(
+            id.reactor,
+            Cmd::Reject {
+                token: id.token,
+                status,
+                headers,
+                body,
+            },
+        )
+    }
+
+    /// Every reactor's counts and their sum, as of each reactor's latest loop iteration. Never
+    /// waits for a reactor, so it may be called anywhere, callbacks included.
+    pub fn stats(&self) -> Stats {
+        let board = self.bus.board();
+        let mut stats = Stats::default();
+        for i in 0..board.len() {
+            let mut r = board.read(i);
+            r.mailbox_dropped = self.bus.mailbox_dropped(i);
+            stats.total.add(&r);
+            stats.reactors.push(r);
+            stats.running.push(board.running(i));
+        }
+        stats
+    }
+
+    /// How many connections subscribe to `topic`, on every reactor (uWebSockets'
+    /// `numSubscribers`). Asks each reactor and waits for the answers; inside a callback use
+    /// [`crate::Ws::subscribers`] (this reactor's count) instead.
+    ///
+    /// # Errors
+    /// [`SendError::WouldDeadlock`] on a reactor thread; [`SendError::ServerStopped`].
+    pub fn subscribers(&self, topic: &str) -> Result<usize, SendError> {
+        if on_reactor_thread() {
+            return Err(SendError::WouldDeadlock);
+        }
+        let mut waiting = Vec::new();
+        for i in 0..self.bus.reactors() as u32 {
+            let (tx, rx) = mpsc::sync_channel(1);
+            self.bus.post(
+                i,
+                Cmd::Subscribers {
+                    topic: topic.to_owned(),
+                    reply: tx,
+                },
+            )?;
+            waiting.push(rx);
+        }
+        waiting.into_iter().try_fold(0, |n, rx| {
+            rx.recv()
+                .map(|k| n + k)
+                .map_err(|_| SendError::ServerStopped)
+        })
+    }
+
+    /// Whether a graceful shutdown began (for a readiness probe).
+    pub fn is_stopping(&self) -> bool {
+        self.bus.stopping()
+    }
+
+    /// Whether the server is healthy: every reactor thread runs, or they are stopping because a
+    /// graceful shutdown asked them to. A reactor that ended otherwise (it died) makes this false.
+    pub fn is_healthy(&self) -> bool {
+        let board = self.bus.board();
+        self.bus.stopping() || (0..board.len()).all(|i| board.running(i))
+    }
+
+    pub(crate) fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
     /// Graceful shutdown: every reactor stops accepting, sends 1001 to each open connection and
     /// waits for the close handshakes up to the configured `shutdown_timeout`, then drops the
     /// rest. Returns at once; [`crate::Running::join`] waits for the end.
@@ -89,6 +199,7 @@ impl ServerHandle {
 
     /// As [`ServerHandle::shutdown`] with an explicit deadline.
     pub fn shutdown_within(&self, timeout: Duration) {
+        self.bus.set_stopping();
         let deadline = Instant::now() + timeout;
         for i in 0..self.bus.reactors() {
             let _ = self.bus.post(i as u32, Cmd::Shutdown { deadline });
@@ -117,6 +228,6 @@ impl ServerHandle {
         } else {
             Published::new(text, payload, None)
         };
-        self.bus.broadcast(None, &topic.into(), &Arc::new(message))
+        self.bus.broadcast(&topic.into(), &Arc::new(message))
     }
 }

@@ -2,68 +2,9 @@
 
 use crate::http::Request;
 use crate::message::Message;
+use crate::response::Response;
+use crate::upgrade::Upgrade;
 use crate::ws::Ws;
-
-/// The answer to an upgrade request.
-pub enum Upgrade<D> {
-    /// Accept, with the connection's data.
-    Accept(Accept<D>),
-    /// Refuse with an HTTP status (e.g. 401, 403, 429) and extra headers.
-    Reject {
-        /// HTTP status code.
-        status: u16,
-        /// Extra response headers (values with CR or LF are skipped).
-        headers: Vec<(String, String)>,
-    },
-}
-
-/// An accepted upgrade.
-pub struct Accept<D> {
-    pub(crate) data: D,
-    pub(crate) protocol: Option<String>,
-    pub(crate) headers: Vec<(String, String)>,
-}
-
-impl<D> Accept<D> {
-    /// Accepts with this per-connection data.
-    pub fn new(data: D) -> Accept<D> {
-        Accept {
-            data,
-            protocol: None,
-            headers: Vec::new(),
-        }
-    }
-
-    /// Selects a subprotocol. It must be one the client offered (RFC 6455 §4.2.2); if it is not,
-    /// the header is left out and a warning logged.
-    #[must_use]
-    pub fn protocol(mut self, p: &str) -> Accept<D> {
-        self.protocol = Some(p.to_owned());
-        self
-    }
-
-    /// Adds a response header.
-    #[must_use]
-    pub fn header(mut self, name: &str, value: &str) -> Accept<D> {
-        self.headers.push((name.to_owned(), value.to_owned()));
-        self
-    }
-}
-
-impl<D> Upgrade<D> {
-    /// Shorthand for `Upgrade::Accept(Accept::new(data))`.
-    pub fn accept(data: D) -> Upgrade<D> {
-        Upgrade::Accept(Accept::new(data))
-    }
-
-    /// Shorthand for a rejection without extra headers.
-    pub fn reject(status: u16) -> Upgrade<D> {
-        Upgrade::Reject {
-            status,
-            headers: Vec::new(),
-        }
-    }
-}
 
 /// The application. Each reactor thread owns a clone, so callbacks take `&mut self` and need no
 /// locks; state shared between reactors is the application's business.
@@ -74,8 +15,15 @@ pub trait Handler: Clone + Send + 'static {
     type Data: 'static;
 
     /// An upgrade request arrived and passed RFC 6455 §4.2.1. Accept it (optionally with a
-    /// subprotocol and headers) or reject it with a status.
+    /// subprotocol and headers), reject it with a status, or leave it pending and answer from
+    /// another thread (an authorization service, say).
     fn on_upgrade(&mut self, req: &Request<'_>) -> Upgrade<Self::Data>;
+
+    /// A plain HTTP request (not an upgrade) arrived on the WebSocket port, with its body
+    /// ([`Request::body`], at most `Config::max_body` bytes). The default answers 404.
+    fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, Self::Data>) {
+        let _ = (req, res);
+    }
 
     /// The connection is open.
     fn on_open(&mut self, ws: &mut Ws<'_, Self::Data>) {
@@ -98,6 +46,14 @@ pub trait Handler: Clone + Send + 'static {
     /// All buffered output has left.
     fn on_drain(&mut self, ws: &mut Ws<'_, Self::Data>) {
         let _ = ws;
+    }
+
+    /// Published messages did not reach this connection: `count` of them since the last call,
+    /// dropped by the backpressure policy or skipped while it was sending a fragmented message.
+    /// (A direct send that is dropped says so in its [`crate::SendStatus`].) Called after the
+    /// batch of publishes that dropped them.
+    fn on_dropped(&mut self, ws: &mut Ws<'_, Self::Data>, count: u64) {
+        let _ = (ws, count);
     }
 
     /// The connection closed: `code` is the peer's close code, ours when we failed it, 1005 for an

@@ -30,6 +30,41 @@ impl fmt::Display for ConnId {
     }
 }
 
+/// Why a string is not a [`ConnId`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseConnIdError;
+
+impl fmt::Display for ParseConnIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a connection id is REACTOR:SLOT:GENERATION, three decimal numbers")
+    }
+}
+
+impl std::error::Error for ParseConnIdError {}
+
+impl std::str::FromStr for ConnId {
+    type Err = ParseConnIdError;
+
+    /// Reads what [`ConnId`]'s `Display` wrote (`REACTOR:SLOT:GENERATION`), so that another
+    /// system can keep an id as a string.
+    fn from_str(s: &str) -> Result<ConnId, ParseConnIdError> {
+        let mut it = s.split(':');
+        let mut next = || it.next().and_then(|p| p.parse::<u32>().ok());
+        let (reactor, key, generation) = (
+            next().ok_or(ParseConnIdError)?,
+            next().ok_or(ParseConnIdError)?,
+            next().ok_or(ParseConnIdError)?,
+        );
+        if it.next().is_some() {
+            return Err(ParseConnIdError);
+        }
+        Ok(ConnId {
+            reactor,
+            token: Token::new(key as usize, generation),
+        })
+    }
+}
+
 /// A connection within its reactor: slab key in the low 32 bits, generation in the high 32. Also
 /// the connection's mio token and its entry in the timing wheel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,5 +81,24 @@ impl Token {
 
     pub(crate) fn generation(self) -> u32 {
         (self.0 >> 32) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conn_id_round_trips_through_a_string() {
+        let id = ConnId {
+            reactor: 3,
+            token: Token::new(70_000, 4_000_000_000),
+        };
+        let s = id.to_string();
+        assert_eq!(s, "3:70000:4000000000");
+        assert_eq!(s.parse::<ConnId>(), Ok(id));
+        for bad in ["", "1:2", "1:2:3:4", "a:2:3", "1:-2:3", "1:2:99999999999"] {
+            assert_eq!(bad.parse::<ConnId>(), Err(ParseConnIdError), "{bad}");
+        }
     }
 }

@@ -39,6 +39,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod board;
 pub mod client;
 mod config;
 mod conn;
@@ -54,23 +55,29 @@ mod pool;
 pub mod proto;
 mod published;
 mod reactor;
+mod response;
 mod server;
 mod shard;
+mod stats;
 mod sys;
 mod timer;
 mod topics;
 mod transport;
+mod upgrade;
 mod ws;
 
 pub use config::{BackpressurePolicy, Config, ContextMode, DeflateConfig};
 pub use error::{ProtocolError, SendError};
 pub use handle::ServerHandle;
-pub use handler::{Accept, Handler, Upgrade};
-pub use http::Request;
-pub use id::ConnId;
+pub use handler::Handler;
+pub use http::{Request, Ticket};
+pub use id::{ConnId, ParseConnIdError};
 pub use message::{Compress, Fragment, Message, SendStatus};
+pub use response::Response;
 pub use server::{Running, Server};
-pub use ws::Ws;
+pub use stats::{HandshakeFailure, ReactorStats, Stats, write_process_metrics};
+pub use upgrade::{Accept, Upgrade};
+pub use ws::{Transport, Ws};
 
 /// Raises this process's open-files soft limit to its hard limit and returns the new soft limit.
 /// Every connection is a file descriptor; `myriad serve` calls this at start.

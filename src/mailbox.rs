@@ -3,14 +3,16 @@
 //! other. Reactors use the bus to reach their peers; [`crate::ServerHandle`] wraps it for the
 //! application. Nothing here is touched per message on a reactor's hot path but the queue.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
 use std::time::Instant;
 
 use mio::Waker;
 
+use crate::board::Board;
 use crate::error::SendError;
 use crate::id::{ConnId, Token};
 use crate::message::{Message, SendStatus};
@@ -37,9 +39,40 @@ pub(crate) enum Cmd {
         topic: Arc<str>,
         message: Arc<Published>,
     },
+    /// The answer to a pending upgrade: an `Accept<H::Data>`, boxed to cross threads.
+    Accept {
+        token: Token,
+        accept: Box<dyn Any + Send>,
+    },
+    /// The refusal of a pending upgrade.
+    Reject {
+        token: Token,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// How many subscribers `topic` has on this reactor.
+    Subscribers {
+        topic: String,
+        reply: SyncSender<usize>,
+    },
+    /// Reactor `reactor` gained its first subscriber of `topic` (`on`) or lost its last: where
+    /// this reactor's publishes to it must go.
+    Interest {
+        topic: Box<str>,
+        reactor: u32,
+        on: bool,
+    },
 }
 
 impl Cmd {
+    /// Commands that must not be dropped when the mailbox is full: they travel on an unbounded
+    /// queue of their own (they are rare: one per close, shutdown, answer, or a topic's first
+    /// and last subscriber on a reactor).
+    fn is_control(&self) -> bool {
+        !matches!(self, Cmd::Send { .. } | Cmd::Publish { .. })
+    }
+
     /// A send of `msg` to connection `id` (the payload copied: it crosses threads).
     pub(crate) fn send(
         id: ConnId,
@@ -55,13 +88,18 @@ impl Cmd {
     }
 }
 
-/// One reactor's mailbox, seen from other threads.
+/// One reactor's mailbox, seen from other threads: a bounded queue for sends and publishes (a
+/// reactor that falls behind cannot make the others grow memory), an unbounded one for control.
 struct Mailbox {
-    tx: Sender<Cmd>,
+    data: SyncSender<Cmd>,
+    control: Sender<Cmd>,
     waker: Waker,
     /// Set by the first post after the reactor began draining, which alone wakes it: a burst of
     /// posts (publishes, sends) costs one wake-up syscall, not one each.
     woken: AtomicBool,
+    /// Commands dropped because the bounded queue was full (counted by the posters, on that path
+    /// only).
+    dropped: AtomicU64,
 }
 
 /// A counter written by one thread and read by others, alone on its cache line.
@@ -79,31 +117,66 @@ pub(crate) struct Bus {
     shared_deflate: Arc<Vec<OwnCount>>,
     /// Publishes of at least this many bytes are compressed (once) when deflate is enabled.
     compress_at: Option<usize>,
+    /// Each reactor's counts.
+    board: Arc<Board>,
+    /// Set when a graceful shutdown began.
+    stopping: Arc<AtomicBool>,
 }
 
 /// The receiving end of a reactor's mailbox, kept by the reactor.
-pub(crate) type Inbox = Receiver<Cmd>;
+pub(crate) struct Inbox {
+    data: Receiver<Cmd>,
+    control: Receiver<Cmd>,
+}
+
+impl Inbox {
+    /// The next control command waiting (announcements, shutdown, answers), if any.
+    pub(crate) fn next_control(&self) -> Option<Cmd> {
+        self.control.try_recv().ok()
+    }
+
+    /// The next command waiting, control first. `None` also when every sender is gone: then
+    /// nobody can ask for anything more.
+    pub(crate) fn next(&self) -> Option<Cmd> {
+        self.control
+            .try_recv()
+            .ok()
+            .or_else(|| self.data.try_recv().ok())
+    }
+}
 
 impl Bus {
     /// A bus over `wakers` (one per reactor, in reactor order); returns it and each reactor's
     /// inbox.
-    pub(crate) fn new(wakers: Vec<Waker>, compress_at: Option<usize>) -> (Bus, Vec<Inbox>) {
+    pub(crate) fn new(
+        wakers: Vec<Waker>,
+        compress_at: Option<usize>,
+        capacity: usize,
+    ) -> (Bus, Vec<Inbox>) {
         let mut mailboxes = Vec::with_capacity(wakers.len());
         let mut inboxes = Vec::with_capacity(wakers.len());
         for waker in wakers {
-            let (tx, rx) = std::sync::mpsc::channel();
+            let (data, data_rx) = std::sync::mpsc::sync_channel(capacity);
+            let (control, control_rx) = std::sync::mpsc::channel();
             mailboxes.push(Mailbox {
-                tx,
+                data,
+                control,
                 waker,
                 woken: AtomicBool::new(false),
+                dropped: AtomicU64::new(0),
             });
-            inboxes.push(rx);
+            inboxes.push(Inbox {
+                data: data_rx,
+                control: control_rx,
+            });
         }
         let counts = (0..mailboxes.len()).map(|_| OwnCount::default()).collect();
         let bus = Bus {
+            board: Arc::new(Board::new(mailboxes.len())),
             mailboxes: Arc::new(mailboxes),
             shared_deflate: Arc::new(counts),
             compress_at,
+            stopping: Arc::new(AtomicBool::new(false)),
         };
         (bus, inboxes)
     }
@@ -113,13 +186,44 @@ impl Bus {
         self.mailboxes.len()
     }
 
-    /// Posts `cmd` to `reactor` and wakes it unless a wake-up is already on its way.
+    /// Each reactor's counts.
+    pub(crate) fn board(&self) -> &Board {
+        &self.board
+    }
+
+    /// Records that a graceful shutdown began.
+    pub(crate) fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// Whether a graceful shutdown began.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Posts `cmd` to `reactor` and wakes it unless a wake-up is already on its way. Never
+    /// waits: a full queue drops the command (and counts it).
+    ///
+    /// # Errors
+    /// [`SendError::MailboxFull`], [`SendError::ServerStopped`] when the reactor is gone,
+    /// [`SendError::StaleId`] for a reactor that does not exist.
     pub(crate) fn post(&self, reactor: u32, cmd: Cmd) -> Result<(), SendError> {
         let mb = self
             .mailboxes
             .get(reactor as usize)
             .ok_or(SendError::StaleId)?;
-        mb.tx.send(cmd).map_err(|_| SendError::ServerStopped)?;
+        if cmd.is_control() {
+            mb.control.send(cmd).map_err(|_| SendError::ServerStopped)?;
+        } else {
+            match mb.data.try_send(cmd) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    mb.dropped.fetch_add(1, Ordering::Relaxed);
+                    return Err(SendError::MailboxFull);
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(SendError::ServerStopped),
+            }
+        }
         // AcqRel pairs with the reactor's swap in `begin_drain`: if the reactor cleared the flag
         // before this swap, this post wakes it; if not, its drain sees the command.
         if !mb.woken.swap(true, Ordering::AcqRel) {
@@ -144,26 +248,73 @@ impl Bus {
         }
     }
 
-    /// Hands a published message to every reactor but `skip`.
+    /// Hands a published message to every reactor (a publish from another thread, which knows
+    /// nothing of who subscribes where). A reactor whose mailbox is full misses it (counted); a
+    /// reactor that is gone is skipped: the others still get it.
+    ///
+    /// # Errors
+    /// [`SendError::ServerStopped`] only when every reactor is gone.
     pub(crate) fn broadcast(
         &self,
-        skip: Option<u32>,
         topic: &Arc<str>,
         message: &Arc<Published>,
     ) -> Result<(), SendError> {
+        let mut alive = false;
         for i in 0..self.mailboxes.len() as u32 {
-            if Some(i) == skip {
+            let cmd = Cmd::Publish {
+                topic: topic.clone(),
+                message: message.clone(),
+            };
+            alive |= self.post(i, cmd) != Err(SendError::ServerStopped);
+        }
+        if alive {
+            Ok(())
+        } else {
+            Err(SendError::ServerStopped)
+        }
+    }
+
+    /// Hands a message published on reactor `from` to the other reactors in `interested` (a
+    /// bit per reactor; reactors past 64 always get it). Misses are counted by the mailbox.
+    pub(crate) fn post_publish(
+        &self,
+        from: u32,
+        interested: u64,
+        topic: &Arc<str>,
+        message: &Arc<Published>,
+    ) {
+        for i in 0..self.mailboxes.len() as u32 {
+            if i == from || (i < 64 && interested & (1 << i) == 0) {
                 continue;
             }
-            self.post(
-                i,
-                Cmd::Publish {
-                    topic: topic.clone(),
-                    message: message.clone(),
-                },
-            )?;
+            let cmd = Cmd::Publish {
+                topic: topic.clone(),
+                message: message.clone(),
+            };
+            let _ = self.post(i, cmd);
         }
-        Ok(())
+    }
+
+    /// Tells every reactor but `from` that `from` gained (`on`) or lost its subscribers of
+    /// `topic`.
+    pub(crate) fn announce(&self, from: u32, topic: Box<str>, on: bool) {
+        for i in 0..self.mailboxes.len() as u32 {
+            if i != from {
+                let cmd = Cmd::Interest {
+                    topic: topic.clone(),
+                    reactor: from,
+                    on,
+                };
+                let _ = self.post(i, cmd);
+            }
+        }
+    }
+
+    /// Commands dropped because reactor `i`'s mailbox was full.
+    pub(crate) fn mailbox_dropped(&self, i: usize) -> u64 {
+        self.mailboxes
+            .get(i)
+            .map_or(0, |m| m.dropped.load(Ordering::Relaxed))
     }
 
     /// Counts a connection of `reactor` that takes (`true`) or no longer takes the shared
@@ -186,12 +337,6 @@ impl Bus {
                 .iter()
                 .any(|c| c.0.load(Ordering::Relaxed) > 0)
     }
-}
-
-/// The next command waiting in `inbox`, if any. `None` also when every sender is gone: then
-/// nobody can ask for anything more.
-pub(crate) fn next(inbox: &Inbox) -> Option<Cmd> {
-    inbox.try_recv().ok()
 }
 
 thread_local! {

@@ -56,14 +56,14 @@ impl<H: Handler> Server<H> {
         }
         let cfg = &self.config;
         let compress_at = cfg.deflate.enabled.then_some(cfg.compress_threshold);
-        let (bus, inboxes) = Bus::new(wakers, compress_at);
+        let (bus, inboxes) = Bus::new(wakers, compress_at, cfg.mailbox_capacity);
         let handle = ServerHandle::new(bus.clone(), cfg.shutdown_timeout, cfg.compression_level);
         let mut threads = Vec::new();
         let parts = polls.into_iter().zip(listeners).zip(inboxes);
         for (i, ((poll, listener), rx)) in parts.enumerate() {
             let handler = self.handler.clone();
             let cfg = self.config.clone();
-            let peers = bus.clone();
+            let peers = handle.clone();
             // The reactor (and its slab of `H::Data`) is built on its own thread and never leaves it.
             threads.push(
                 std::thread::Builder::new()

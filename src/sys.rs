@@ -129,9 +129,54 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// A quarter of the machine's physical memory (1 GiB when it cannot be read): the default
+/// budget for buffered bytes.
+pub fn default_memory_budget() -> usize {
+    // SAFETY: sysconf reads constants of the running system; no memory is passed.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    match (usize::try_from(pages), usize::try_from(size)) {
+        (Ok(p), Ok(s)) if p > 0 && s > 0 => p.saturating_mul(s) / 4,
+        _ => 1 << 30,
+    }
+}
+
+/// This process's resident memory in bytes (`/proc/self/statm`), if it can be read.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf reads a constant of the running system; no memory is passed.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+/// This process's open file descriptors (entries of `/proc/self/fd`), if they can be counted.
+pub fn open_fds() -> Option<u64> {
+    // The directory handle read here is one of them; it is left out.
+    Some(
+        std::fs::read_dir("/proc/self/fd")
+            .ok()?
+            .count()
+            .saturating_sub(1) as u64,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_figures_are_read() {
+        assert!(resident_bytes().is_some_and(|b| b > 1 << 20));
+        let before = open_fds().unwrap();
+        let f = std::fs::File::open("/proc/self/statm").unwrap();
+        assert_eq!(open_fds(), Some(before + 1));
+        drop(f);
+    }
 
     #[test]
     fn nofile_round_trip_and_random() {

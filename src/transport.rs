@@ -13,6 +13,15 @@ use crate::pool::Pool;
 /// Most slices handed to one `writev`.
 const MAX_SLICES: usize = 64;
 
+/// Bytes that went through the seam, for the reactor's counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Tally {
+    /// Written to sockets.
+    pub(crate) sent: u64,
+    /// Queued behind sockets now (queued minus written or discarded since).
+    pub(crate) queued: u64,
+}
+
 /// Reads what the peer sent into `buf`: the number of bytes, 0 at the peer's FIN.
 ///
 /// # Errors
@@ -27,20 +36,22 @@ pub(crate) fn recv<D>(conn: &mut Conn<D>, buf: &mut [u8]) -> io::Result<usize> {
 ///
 /// # Errors
 /// A write error other than `WouldBlock`; nothing is queued then (the connection is broken).
-pub(crate) fn send<D>(conn: &mut Conn<D>, parts: &[&[u8]], pool: &mut Pool) -> io::Result<bool> {
+pub(crate) fn send<D>(
+    conn: &mut Conn<D>,
+    parts: &[&[u8]],
+    pool: &mut Pool,
+    tally: &mut Tally,
+) -> io::Result<bool> {
     if conn.tx.is_some() {
-        queue(conn, parts, pool);
+        queue(conn, parts, pool, tally);
         return Ok(true);
     }
-    let (first, skip) = write(conn, parts)?;
+    let (first, skip) = write(conn, parts, tally)?;
     if first == parts.len() {
         return Ok(false);
     }
-    let tx = conn.tx.get_or_insert_with(Box::default);
-    tx.out.push(&parts[first][skip..], pool);
-    for p in &parts[first + 1..] {
-        tx.out.push(p, pool);
-    }
+    queue(conn, &[&parts[first][skip..]], pool, tally);
+    queue(conn, &parts[first + 1..], pool, tally);
     Ok(true)
 }
 
@@ -51,7 +62,11 @@ pub(crate) fn send<D>(conn: &mut Conn<D>, parts: &[&[u8]], pool: &mut Pool) -> i
 ///
 /// # Errors
 /// A write error other than `WouldBlock`.
-pub(crate) fn write<D>(conn: &mut Conn<D>, parts: &[&[u8]]) -> io::Result<(usize, usize)> {
+pub(crate) fn write<D>(
+    conn: &mut Conn<D>,
+    parts: &[&[u8]],
+    tally: &mut Tally,
+) -> io::Result<(usize, usize)> {
     let (mut first, mut skip) = (0, 0);
     while first < parts.len() {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
@@ -69,6 +84,7 @@ pub(crate) fn write<D>(conn: &mut Conn<D>, parts: &[&[u8]]) -> io::Result<(usize
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        tally.sent += written as u64;
         // Step past what was written, whole parts first.
         let mut left = written;
         while first < parts.len() && left >= parts[first].len() - skip {
@@ -86,10 +102,19 @@ pub(crate) fn write<D>(conn: &mut Conn<D>, parts: &[&[u8]]) -> io::Result<(usize
 }
 
 /// Queues `parts` behind the connection's unsent bytes, without writing.
-pub(crate) fn queue<D>(conn: &mut Conn<D>, parts: &[&[u8]], pool: &mut Pool) {
+pub(crate) fn queue<D>(conn: &mut Conn<D>, parts: &[&[u8]], pool: &mut Pool, tally: &mut Tally) {
     let tx = conn.tx.get_or_insert_with(Box::default);
     for p in parts {
         tx.out.push(p, pool);
+        tally.queued += p.len() as u64;
+    }
+}
+
+/// Drops the connection's unsent bytes (it is closing), returning the chunks to the pool.
+pub(crate) fn discard<D>(conn: &mut Conn<D>, pool: &mut Pool, tally: &mut Tally) {
+    if let Some(mut tx) = conn.tx.take() {
+        tally.queued = tally.queued.saturating_sub(tx.out.len() as u64);
+        tx.out.clear(pool);
     }
 }
 
@@ -97,9 +122,16 @@ pub(crate) fn queue<D>(conn: &mut Conn<D>, parts: &[&[u8]], pool: &mut Pool) {
 ///
 /// # Errors
 /// A write error other than `WouldBlock`.
-pub(crate) fn flush<D>(conn: &mut Conn<D>, pool: &mut Pool) -> io::Result<bool> {
+pub(crate) fn flush<D>(conn: &mut Conn<D>, pool: &mut Pool, tally: &mut Tally) -> io::Result<bool> {
     match conn.tx.as_deref_mut() {
-        Some(Tx { out, .. }) => out.write_to(&mut conn.socket, pool),
+        Some(Tx { out, .. }) => {
+            let before = out.len() as u64;
+            let r = out.write_to(&mut conn.socket, pool);
+            let written = before - out.len() as u64;
+            tally.sent += written;
+            tally.queued = tally.queued.saturating_sub(written);
+            r
+        }
         None => Ok(true),
     }
 }

@@ -2,11 +2,22 @@
 
 use std::io;
 
+use crate::conn::Kind;
 use crate::error::SendError;
+use crate::handle::ServerHandle;
 use crate::id::ConnId;
 use crate::mailbox::Cmd;
 use crate::message::{Compress, Fragment, Message, SendStatus};
 use crate::shard::Shard;
+
+/// How a connection reaches its client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A WebSocket (RFC 6455).
+    WebSocket,
+    /// A streamed HTTP response: each message one chunk.
+    Stream,
+}
 
 /// A connection inside a callback: send, close, subscribe and publish, and the connection's data.
 pub struct Ws<'r, D> {
@@ -33,10 +44,9 @@ impl<'r, D> Ws<'r, D> {
     /// # Panics
     /// Never: a `Ws` exists only for an upgraded connection, whose data is set.
     pub fn data(&self) -> &D {
-        &self.shard.conns[self.key]
-            .ws()
-            .expect("a Ws is made for WebSocket connections only")
-            .data
+        self.shard.conns[self.key]
+            .data()
+            .expect("a Ws is made for connections the application accepted")
     }
 
     /// The connection's data, mutably.
@@ -44,10 +54,9 @@ impl<'r, D> Ws<'r, D> {
     /// # Panics
     /// As [`Ws::data`].
     pub fn data_mut(&mut self) -> &mut D {
-        &mut self.shard.conns[self.key]
-            .ws_mut()
-            .expect("a Ws is made for WebSocket connections only")
-            .data
+        self.shard.conns[self.key]
+            .data_mut()
+            .expect("a Ws is made for connections the application accepted")
     }
 
     /// The peer's address (a syscall: not stored in the connection entry).
@@ -61,6 +70,21 @@ impl<'r, D> Ws<'r, D> {
     /// Whether the connection is open for sending.
     pub fn is_open(&self) -> bool {
         self.shard.conns[self.key].is_open()
+    }
+
+    /// How this connection reaches its client: a WebSocket, or a streamed HTTP response.
+    pub fn transport(&self) -> Transport {
+        match self.shard.conns[self.key].kind {
+            Kind::Stream(_) => Transport::Stream,
+            _ => Transport::WebSocket,
+        }
+    }
+
+    /// A handle to the server, for other threads (statistics, sends, publishes). Inside a
+    /// callback, send to other connections with [`Ws::send_to`]: [`ServerHandle::send`] waits
+    /// for a reactor, so it refuses to run on one ([`SendError::WouldDeadlock`]).
+    pub fn handle(&self) -> ServerHandle {
+        self.shard.handle.clone()
     }
 
     /// Sends a whole message.
@@ -137,14 +161,15 @@ impl<'r, D> Ws<'r, D> {
     /// Sends a ping.
     ///
     /// # Errors
-    /// [`SendError::ControlTooLong`] over 125 bytes; [`SendError::Closed`] once closing.
+    /// [`SendError::ControlTooLong`] over 125 bytes; [`SendError::Closed`] once closing;
+    /// [`SendError::NotWebSocket`] on a streamed response.
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
         self.shard
             .with_session(self.key, |s, out| s.ping(payload, out))
-            .unwrap_or(Err(SendError::Closed))
+            .unwrap_or(Err(SendError::NotWebSocket))
     }
 
     /// Starts the close handshake with `code` and `reason` (RFC 6455 §7.1.2). `on_close` follows
@@ -162,17 +187,37 @@ impl<'r, D> Ws<'r, D> {
         self.shard.conns[self.key].buffered()
     }
 
-    /// Subscribes this connection to `topic` (released on close). False if it already was.
-    pub fn subscribe(&mut self, topic: &str) -> bool {
-        // Publishes queued before this go to the subscribers of that moment.
-        self.shard.flush_batch();
-        self.shard.topics.subscribe(self.key as u32, topic)
+    /// The topics this connection subscribes to, in no particular order.
+    pub fn topics(&self) -> Vec<String> {
+        self.shard
+            .topics
+            .topics_of(self.key as u32)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// How many connections of this reactor subscribe to `topic` (this one included). For
+    /// every reactor's, see [`ServerHandle::subscribers`].
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.shard
+            .topics
+            .id(topic)
+            .map_or(0, |id| self.shard.topics.subscribers_of(id).len())
+    }
+
+    /// Subscribes this connection to `topic` (released on close). `Ok(false)` if it already
+    /// was.
+    ///
+    /// # Errors
+    /// [`SendError::TopicTooLong`] past `Config::max_topic_len`; [`SendError::TooManyTopics`]
+    /// past `Config::max_topics_per_connection`.
+    pub fn subscribe(&mut self, topic: &str) -> Result<bool, SendError> {
+        self.shard.subscribe(self.key, topic)
     }
 
     /// Unsubscribes this connection from `topic`. False if it was not subscribed.
     pub fn unsubscribe(&mut self, topic: &str) -> bool {
-        self.shard.flush_batch();
-        self.shard.topics.unsubscribe(self.key as u32, topic)
+        self.shard.unsubscribe(self.key, topic)
     }
 
     /// Publishes `msg` to every subscriber of `topic`, on every reactor (this connection too,
@@ -184,7 +229,16 @@ impl<'r, D> Ws<'r, D> {
     /// # Errors
     /// [`SendError::ServerStopped`] when another reactor is gone.
     pub fn publish(&mut self, topic: &str, msg: Message<'_>) -> Result<usize, SendError> {
-        self.shard.publish(topic, msg)
+        self.shard.publish(topic, msg, None)
+    }
+
+    /// Publishes `msg` to every subscriber of `topic` but this connection (uWebSockets'
+    /// `ws.publish`), otherwise as [`Ws::publish`].
+    ///
+    /// # Errors
+    /// As [`Ws::publish`].
+    pub fn publish_to_others(&mut self, topic: &str, msg: Message<'_>) -> Result<usize, SendError> {
+        self.shard.publish(topic, msg, Some(self.key))
     }
 
     /// Messages compressed by this reactor so far (each publish compresses at most once).

@@ -116,3 +116,77 @@ fn handshake_random_heads() {
         fuzz_bodies::handshake_any_head(&head);
     }
 }
+
+#[test]
+fn negotiation_random_offers() {
+    let mut rng = Rng(0x5151_2323_7777_0001);
+    let pieces: [&[u8]; 16] = [
+        b"permessage-deflate",
+        b"; ",
+        b";",
+        b", ",
+        b"server_no_context_takeover",
+        b"client_no_context_takeover",
+        b"server_max_window_bits",
+        b"client_max_window_bits",
+        b"=",
+        b"\"",
+        b"8",
+        b"15",
+        b"10",
+        b"x-webkit-deflate-frame",
+        b" ",
+        b"\\",
+    ];
+    for _ in 0..5000 {
+        let mut v = Vec::new();
+        for _ in 0..rng.below(14) {
+            v.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+        }
+        if rng.below(10) == 0 && !v.is_empty() {
+            let at = rng.below(v.len() as u64) as usize;
+            v[at] = rng.next() as u8;
+        }
+        fuzz_bodies::negotiation_any_offer(&v);
+    }
+}
+
+#[test]
+fn inflate_random_streams() {
+    use myriad::proto::deflate::Deflater;
+    let mut rng = Rng(0x0dd0_f00d_1234_9876);
+    for _ in 0..1500 {
+        // Real compressed data, sometimes damaged, sometimes noise; sometimes a bomb's worth.
+        let len = rng.below(3000) as usize;
+        let text: Vec<u8> = (0..len)
+            .map(|i| {
+                if rng.below(3) == 0 {
+                    rng.next() as u8
+                } else {
+                    b"abcab"[i % 5]
+                }
+            })
+            .collect();
+        let mut packed = Vec::new();
+        Deflater::new(9 + rng.below(7) as u8, 6).compress(&text, true, &mut packed);
+        match rng.below(4) {
+            0 if !packed.is_empty() => {
+                let at = rng.below(packed.len() as u64) as usize;
+                packed[at] ^= rng.next() as u8 | 1;
+            }
+            1 => packed = (0..rng.below(200)).map(|_| rng.next() as u8).collect(),
+            _ => {}
+        }
+        fuzz_bodies::inflate_any_message(&packed);
+    }
+}
+
+#[test]
+fn session_random_inputs() {
+    let mut rng = Rng(0xabad_cafe_f00d_0042);
+    for _ in 0..20_000 {
+        let len = rng.below(40) as usize;
+        let inputs: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        fuzz_bodies::session_any_inputs(&inputs);
+    }
+}

@@ -32,13 +32,13 @@ impl Handler for Fan {
         let words: Vec<&str> = t.split(' ').collect();
         match words.as_slice() {
             ["sub"] => {
-                ws.subscribe("t");
+                let _ = ws.subscribe("t");
                 ws.send_text("subscribed").unwrap();
             }
             // Blocks this reactor for a while (so that its mailbox fills up).
             ["nap"] => std::thread::sleep(Duration::from_millis(300)),
             ["sub", topic] => {
-                ws.subscribe(topic);
+                let _ = ws.subscribe(topic);
                 ws.send_text("subscribed").unwrap();
             }
             // Publishes N messages in one callback, cycling over the listed topics.

@@ -17,16 +17,30 @@ use mio::net::TcpStream;
 pub(crate) use flags::Flags;
 
 use crate::deflate::Agreement;
+use crate::deflate::negotiate::Agreed;
+use crate::http::Chunked;
 use crate::pool::OutQueue;
 use crate::proto::decoder::Decoder;
 use crate::proto::session::Session;
 
 /// What a connection is.
 pub(crate) enum Kind<D> {
-    /// Waiting for the HTTP upgrade request.
+    /// Waiting for an HTTP request head (the first, or the next on a kept-alive connection).
     Head,
     /// An upgraded WebSocket.
     WebSocket(WebSocket<D>),
+    /// A streamed HTTP response: the head went out, chunks follow as the application sends.
+    Stream(Stream<D>),
+}
+
+/// The streamed-response part of a connection.
+pub(crate) struct Stream<D> {
+    /// Still sending: the last chunk has not gone out.
+    pub(crate) open: bool,
+    /// `on_close` was called.
+    pub(crate) reported: bool,
+    /// The application's data.
+    pub(crate) data: D,
 }
 
 /// The WebSocket part of a connection.
@@ -44,11 +58,42 @@ pub(crate) struct WebSocket<D> {
 pub(crate) enum Inbound {
     /// The bytes of an HTTP head not complete yet.
     Head(Vec<u8>),
+    /// A plain request whose body is still arriving: its head, the body so far, and how the
+    /// body ends.
+    Body {
+        head: Vec<u8>,
+        body: Vec<u8>,
+        framing: BodyRead,
+    },
+    /// An upgrade the application answers later (`Upgrade::Pending`).
+    Pending(Box<PendingUpgrade>),
     /// A frame or a message cut by a read, and the tick by which the message must be whole.
     Frames {
         decoder: Decoder,
         deadline: Option<u32>,
     },
+}
+
+/// How the rest of a request body is read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BodyRead {
+    /// This many bytes are still to come.
+    Length(u64),
+    /// Chunked: the decoder's state.
+    Chunked(Chunked),
+}
+
+/// What an upgrade left pending needs when the answer comes: what goes into the 101, and bytes
+/// the client sent after its head.
+pub(crate) struct PendingUpgrade {
+    /// The `Sec-WebSocket-Key`, for the accept value.
+    pub(crate) key: [u8; 24],
+    /// The subprotocols the client offered, comma-separated (the choice must be one of them).
+    pub(crate) offered: String,
+    /// The permessage-deflate agreement, if an offer was acceptable.
+    pub(crate) agreed: Option<Agreed>,
+    /// Bytes after the head (frames the client pipelined), decoded once open.
+    pub(crate) rest: Vec<u8>,
 }
 
 /// Output state, boxed only while bytes wait.
@@ -110,7 +155,7 @@ impl<D> Conn<D> {
     pub(crate) fn ws(&self) -> Option<&WebSocket<D>> {
         match &self.kind {
             Kind::WebSocket(ws) => Some(ws),
-            Kind::Head => None,
+            _ => None,
         }
     }
 
@@ -118,6 +163,25 @@ impl<D> Conn<D> {
     pub(crate) fn ws_mut(&mut self) -> Option<&mut WebSocket<D>> {
         match &mut self.kind {
             Kind::WebSocket(ws) => Some(ws),
+            _ => None,
+        }
+    }
+
+    /// The application's data, for a connection the application was shown (a WebSocket or a
+    /// streamed response).
+    pub(crate) fn data(&self) -> Option<&D> {
+        match &self.kind {
+            Kind::WebSocket(ws) => Some(&ws.data),
+            Kind::Stream(s) => Some(&s.data),
+            Kind::Head => None,
+        }
+    }
+
+    /// The application's data, mutably.
+    pub(crate) fn data_mut(&mut self) -> Option<&mut D> {
+        match &mut self.kind {
+            Kind::WebSocket(ws) => Some(&mut ws.data),
+            Kind::Stream(s) => Some(&mut s.data),
             Kind::Head => None,
         }
     }
@@ -127,9 +191,15 @@ impl<D> Conn<D> {
         self.ws().map(|w| w.session)
     }
 
-    /// Whether the connection is an open WebSocket.
+    /// Whether the connection is open for the application's sends: an open WebSocket, or a
+    /// streamed response that has not ended.
     pub(crate) fn is_open(&self) -> bool {
-        !self.flags.dead() && self.session().is_some_and(Session::is_open)
+        !self.flags.dead()
+            && match &self.kind {
+                Kind::WebSocket(ws) => ws.session.is_open(),
+                Kind::Stream(s) => s.open,
+                Kind::Head => false,
+            }
     }
 
     /// The message deadline, if a message is in progress and has one.

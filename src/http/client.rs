@@ -90,7 +90,7 @@ pub fn write_request(
 
 /// What the server answered, after validation by [`parse_response`](super::parse_response).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Response<'a> {
+pub struct Accepted<'a> {
     /// The subprotocol the server selected (`Sec-WebSocket-Protocol`), if any. The caller must
     /// check it is one it offered (RFC 6455 §4.1, client step 6).
     pub protocol: Option<&'a str>,
@@ -113,7 +113,7 @@ pub fn parse_response<'a>(
     buf: &'a [u8],
     headers: &'a mut [httparse::Header<'a>],
     key: &[u8],
-) -> Result<Response<'a>, HttpError> {
+) -> Result<Accepted<'a>, HttpError> {
     let mut res = httparse::Response::new(headers);
     match res.parse(buf) {
         Ok(httparse::Status::Complete(_)) => {}
@@ -156,14 +156,14 @@ pub fn parse_response<'a>(
         },
         Err(()) => return Err(err(101, "duplicated Sec-WebSocket-Protocol")),
     };
-    // RFC 6455 §4.1 client step 5. A split list would not fit `Response`, and accepting part of
+    // RFC 6455 §4.1 client step 5. A split list would not fit `Accepted`, and accepting part of
     // it would hide an extension in use, so a second header fails the handshake.
     let extensions = match single_value(headers, "Sec-WebSocket-Extensions") {
         Ok(v) => v.map(trim_ows),
         Err(()) => return Err(err(101, "more than one Sec-WebSocket-Extensions header")),
     };
 
-    Ok(Response {
+    Ok(Accepted {
         protocol,
         extensions,
     })

@@ -523,7 +523,7 @@ fn write_accept_parse_response_round_trip() {
     let res = parse_response(&out, &mut headers, &key).unwrap();
     assert_eq!(
         res,
-        Response {
+        Accepted {
             protocol: None,
             extensions: None
         }

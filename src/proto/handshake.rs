@@ -37,7 +37,7 @@
 //! Every refusal written by [`write_reject`] carries `Connection: close` and
 
 pub use crate::http::{
-    HeadLimits, HttpError, MAX_HEADERS, Request, Response, accept_key, check_incomplete,
+    Accepted, HeadLimits, HttpError, MAX_HEADERS, Request, accept_key, check_incomplete,
     encode_key, find_head_end, parse_request, parse_response, reason_phrase, write_accept,
     write_reject, write_request,
 };

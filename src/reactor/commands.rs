@@ -9,7 +9,7 @@ use super::lifecycle::end;
 use crate::conn::Kind;
 use crate::error::SendError;
 use crate::handler::Handler;
-use crate::mailbox::{self, Cmd};
+use crate::mailbox::Cmd;
 use crate::message::{Compress, Message};
 
 /// Commands taken per wake-up before sockets get their turn again.
@@ -22,7 +22,7 @@ impl<H: Handler> Reactor<H> {
         self.shard.bus.begin_drain(self.shard.reactor);
         let mut left = true;
         for _ in 0..DRAIN_MAX {
-            match mailbox::next(&self.inbox) {
+            match self.inbox.next() {
                 Some(cmd) => self.command(cmd),
                 None => {
                     left = false;
@@ -37,7 +37,7 @@ impl<H: Handler> Reactor<H> {
         self.settle();
     }
 
-    fn command(&mut self, cmd: Cmd) {
+    pub(super) fn command(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Send {
                 token,
@@ -82,7 +82,33 @@ impl<H: Handler> Reactor<H> {
             }
             Cmd::Shutdown { deadline } => self.begin_shutdown(deadline),
             Cmd::Publish { topic, message } => {
-                self.shard.deliver(&topic, &message);
+                self.shard.deliver(&topic, &message, None);
+            }
+            Cmd::Accept { token, accept } => {
+                if let Some(key) = self.shard.lookup(token) {
+                    self.accept_pending(key, accept);
+                }
+            }
+            Cmd::Reject {
+                token,
+                status,
+                headers,
+                body,
+            } => {
+                if let Some(key) = self.shard.lookup(token) {
+                    self.reject_pending(key, status, &headers, &body);
+                }
+            }
+            Cmd::Interest { topic, reactor, on } => {
+                self.shard.note_interest(topic, reactor, on);
+            }
+            Cmd::Subscribers { topic, reply } => {
+                let n = self
+                    .shard
+                    .topics
+                    .id(&topic)
+                    .map_or(0, |id| self.shard.topics.subscribers_of(id).len());
+                let _ = reply.send(n);
             }
         }
     }
@@ -105,10 +131,10 @@ impl<H: Handler> Reactor<H> {
             }
             match conn.kind {
                 Kind::Head => self.shard.kill(key),
-                Kind::WebSocket(_) if conn.is_open() => {
+                Kind::WebSocket(_) | Kind::Stream(_) if conn.is_open() => {
                     let _ = self.shard.close(key, 1001, "server shutting down");
                 }
-                Kind::WebSocket(_) => {}
+                _ => {}
             }
             self.shard.flush_cork();
         }

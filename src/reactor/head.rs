@@ -1,34 +1,60 @@
-//! The first kind of every connection: reading its HTTP head, then the upgrade (RFC 6455 §4.2):
-//! validate, ask the handler, answer 101 or an error, and decode the frames that came with the
-//! head.
+//! The first kind of every connection: reading HTTP requests. A head that asks for a WebSocket
+//! goes to the upgrade ([`super::upgrade`]); any other request, with its body, to the
+//! application's `on_request` ([`super::request`]). On a kept-alive connection the next head
+//! follows, pipelined or not, up to `Config::max_pipelined` per read.
 
 use std::io;
 
-use log::{debug, trace, warn};
+use log::{debug, trace};
 
 use super::Reactor;
-use crate::conn::{Inbound, WebSocket};
-use crate::deflate::Agreement;
-use crate::deflate::negotiate;
-use crate::handler::{Handler, Upgrade};
-use crate::http::{self, HeadLimits, MAX_HEADERS};
-use crate::proto::session::Session;
+use super::request::answer;
+use crate::conn::{BodyRead, Inbound, Kind};
+use crate::handler::Handler;
+use crate::http::{self, Chunked, Framing, HeadLimits, HttpError, MAX_HEADERS};
+use crate::stats::HandshakeFailure;
 use crate::transport;
-use crate::ws::Ws;
+
+/// Where a complete head is.
+pub(super) enum HeadAt {
+    /// `recv[start..end]`, where it was read.
+    Recv(usize, usize),
+    /// Bytes the connection collected over several reads.
+    Held(Vec<u8>),
+}
+
+impl HeadAt {
+    pub(super) fn bytes<'a>(&'a self, recv: &'a [u8]) -> &'a [u8] {
+        match self {
+            HeadAt::Recv(s, e) => &recv[*s..*e],
+            HeadAt::Held(v) => v,
+        }
+    }
+
+    fn into_vec(self, recv: &[u8]) -> Vec<u8> {
+        match self {
+            HeadAt::Recv(s, e) => recv[s..e].to_vec(),
+            HeadAt::Held(v) => v,
+        }
+    }
+}
+
+/// What a head asks for.
+enum Asks {
+    Upgrade,
+    Plain(Framing),
+}
 
 impl<H: Handler> Reactor<H> {
-    /// Reads the HTTP head. Complete heads found in one read are parsed where they lie.
+    /// Reads what the socket has for a connection that waits for a request (or its body, or
+    /// the answer to a pending upgrade).
     pub(super) fn read_head(&mut self, key: usize, drain: bool) {
-        let limits = HeadLimits {
-            max_head_bytes: self.shard.cfg.max_head_bytes,
-            max_request_line: self.shard.cfg.max_request_line,
-        };
         loop {
             let Reactor { shard, recv, .. } = self;
             let conn = &mut shard.conns[key];
             let n = match transport::recv(conn, &mut recv[..]) {
                 Ok(0) => {
-                    trace!("handshake: peer closed");
+                    trace!("request: peer closed");
                     shard.kill(key);
                     return;
                 }
@@ -36,73 +62,38 @@ impl<H: Handler> Reactor<H> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    debug!("handshake read: {e}");
+                    debug!("request read: {e}");
                     shard.kill(key);
                     return;
                 }
             };
-            let held = match conn.rx.as_deref() {
-                Some(Inbound::Head(h)) => h.len(),
-                _ => 0,
-            };
-            if held == 0 {
-                if let Some(end) = http::find_head_end(&recv[..n], 0) {
-                    if let Err(e) = http::check_incomplete(&recv[..end], &limits) {
-                        shard.reject(key, e.status, &[]);
-                        return;
-                    }
-                    self.upgrade(key, None, end, n);
-                    self.read_rest_later(key, n, drain);
-                    return;
-                }
-                if let Err(e) = http::check_incomplete(&recv[..n], &limits) {
-                    shard.reject(key, e.status, &[]);
-                    return;
-                }
-                conn.rx = Some(Box::new(Inbound::Head(recv[..n].to_vec())));
-                continue;
-            }
-            // A dribbled head: append, and scan only the new bytes for its end (BAD_INPUTS 9).
-            let Some(Inbound::Head(head)) = conn.rx.as_deref_mut() else {
+            shard.stats.bytes_received += n as u64;
+            self.on_request_bytes(key, 0, n);
+            let Some(conn) = self.shard.conns.get(key) else {
                 return;
             };
-            head.extend_from_slice(&recv[..n]);
-            let found = http::find_head_end(head, held);
-            let checked = match found {
-                Some(end) => http::check_incomplete(&head[..end], &limits),
-                None => http::check_incomplete(head, &limits),
-            };
-            if let Err(e) = checked {
-                shard.reject(key, e.status, &[]);
+            if conn.flags.dead() || conn.flags.closing() {
                 return;
             }
-            if let Some(end) = found {
-                let head = std::mem::take(head);
-                conn.rx = None;
-                // Bytes after the head are frames (BAD_INPUTS 11). The head's end lies in this
-                // read (an earlier end would have been found by an earlier scan), so those bytes
-                // are the last `extra` bytes of the read, still in place in `recv`: decode them
-                // there.
-                let extra = head.len() - end;
-                debug_assert!(extra < n);
-                self.upgrade(key, Some(&head[..end]), n - extra, n);
+            if !matches!(conn.kind, Kind::Head) {
+                // Upgraded (or streaming) with this read: bytes or the EOF may still wait in
+                // the socket, and edge-triggered readiness will not report them again.
                 self.read_rest_later(key, n, drain);
                 return;
             }
         }
     }
 
-    /// After an upgrade whose read filled the receive buffer (or whose event carried the peer's
-    /// FIN): frame bytes or the EOF may still wait in the socket, and edge-triggered readiness
-    /// will not report them again, so read them before the next poll as `read_frames` does
-    /// (BAD_INPUTS 11: pipelined frames are not lost or stalled).
+    /// After a read that turned the connection into a WebSocket (or a stream) and filled the
+    /// receive buffer (or carried the peer's FIN): frame bytes or the EOF may still wait, so
+    /// read them before the next poll as `read_frames` does (BAD_INPUTS 11: pipelined frames
+    /// are not lost or stalled).
     fn read_rest_later(&mut self, key: usize, n: usize, drain: bool) {
         if n < self.recv.len() && !drain {
             return;
         }
         if let Some(conn) = self.shard.conns.get_mut(key)
             && !conn.flags.dead()
-            && conn.ws().is_some()
             && !conn.flags.queued_read()
         {
             conn.flags.set_queued_read(true);
@@ -111,91 +102,213 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// Validates the head, asks the handler, answers 101 (or an error), then decodes any frame
-    /// bytes that came with the head: `recv[rest_start..rest_end]`. `head` is `None` when the head
-    /// is `recv[..rest_start]`.
-    fn upgrade(&mut self, key: usize, head: Option<&[u8]>, rest_start: usize, rest_end: usize) {
-        let Reactor {
-            shard,
-            recv,
-            handler,
-            ..
-        } = self;
-        let Ok(peer) = shard.conns[key].socket.peer_addr() else {
-            shard.kill(key);
-            return;
+    /// Handles `recv[start..end]`, bytes from the client of a connection that reads requests:
+    /// heads, bodies, and the requests pipelined after them.
+    pub(super) fn on_request_bytes(&mut self, key: usize, mut start: usize, end: usize) {
+        let limits = HeadLimits {
+            max_head_bytes: self.shard.cfg.max_head_bytes,
+            max_request_line: self.shard.cfg.max_request_line,
         };
-        let head_bytes: &[u8] = head.unwrap_or(&recv[..rest_start]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let req = match http::parse_request(head_bytes, &mut headers, peer) {
-            Ok(r) => r,
+        let mut served = 0;
+        while start < end {
+            let conn = &self.shard.conns[key];
+            if conn.flags.dead() || conn.flags.closing() || !matches!(conn.kind, Kind::Head) {
+                // Refused, closed, or upgraded (the upgrade decoded what followed its head).
+                return;
+            }
+            if served == self.shard.cfg.max_pipelined && conn.rx.is_none() {
+                // BAD_INPUTS 69: more pipelined requests than the bound.
+                debug!("refused (429): more than {served} pipelined requests");
+                self.shard
+                    .reject(key, 429, &[], &[], HandshakeFailure::Overload);
+                return;
+            }
+            let Reactor { shard, recv, .. } = self;
+            let conn = &mut shard.conns[key];
+            match conn.rx.as_deref_mut() {
+                None => {
+                    let bytes = &recv[start..end];
+                    let Some(hend) = http::find_head_end(bytes, 0) else {
+                        if let Err(e) = http::check_incomplete(bytes, &limits) {
+                            self.refuse(key, e);
+                        } else {
+                            conn.rx = Some(Box::new(Inbound::Head(bytes.to_vec())));
+                        }
+                        return;
+                    };
+                    if let Err(e) = http::check_incomplete(&bytes[..hend], &limits) {
+                        self.refuse(key, e);
+                        return;
+                    }
+                    served += 1;
+                    start = self.on_head(key, HeadAt::Recv(start, start + hend), start + hend, end);
+                }
+                Some(Inbound::Head(held)) => {
+                    // A dribbled head: append, and scan only the new bytes for its end
+                    // (BAD_INPUTS 9).
+                    let before = held.len();
+                    held.extend_from_slice(&recv[start..end]);
+                    let found = http::find_head_end(held, before);
+                    let checked = match found {
+                        Some(hend) => http::check_incomplete(&held[..hend], &limits),
+                        None => http::check_incomplete(held, &limits),
+                    };
+                    if let Err(e) = checked {
+                        self.refuse(key, e);
+                        return;
+                    }
+                    let Some(hend) = found else {
+                        return;
+                    };
+                    // The head's end lies in this read (an earlier end would have been found by
+                    // an earlier scan), so the bytes after it are the last of this read, still
+                    // in place in `recv`.
+                    let after = end - (held.len() - hend);
+                    let mut head = std::mem::take(held);
+                    head.truncate(hend);
+                    conn.rx = None;
+                    served += 1;
+                    start = self.on_head(key, HeadAt::Held(head), after, end);
+                }
+                Some(Inbound::Body { .. }) => start = self.on_body_bytes(key, start, end),
+                Some(Inbound::Pending(p)) => {
+                    // The client sent more before the answer: keep it (pipelined frames), within
+                    // bounds.
+                    if p.rest.len() + (end - start) > shard.cfg.max_head_bytes {
+                        debug!("closing: too many bytes before a pending upgrade's answer");
+                        shard.kill(key);
+                    } else {
+                        p.rest.extend_from_slice(&recv[start..end]);
+                    }
+                    return;
+                }
+                Some(Inbound::Frames { .. }) => return,
+            }
+        }
+    }
+
+    /// A complete head, with `recv[after..end]` following it. Returns where the bytes of the
+    /// next request start.
+    fn on_head(&mut self, key: usize, head: HeadAt, after: usize, end: usize) -> usize {
+        let asks = match self.classify(key, &head) {
+            Ok(a) => a,
             Err(e) => {
-                debug!("upgrade refused ({}): {}", e.status, e.reason);
-                shard.reject(key, e.status, &[]);
-                return;
+                self.refuse(key, e);
+                return end;
             }
         };
-        if let Some(allowed) = shard.cfg.allowed_origins.as_ref() {
-            let ok = req
-                .origin()
-                .is_some_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o)));
-            if !ok {
-                debug!("upgrade refused (403): origin {:?}", req.origin());
-                shard.reject(key, 403, &[]);
-                return;
+        let framing = match asks {
+            Asks::Upgrade => {
+                self.upgrade(key, head, after, end);
+                return end;
+            }
+            Asks::Plain(f) => f,
+        };
+        let available = end - after;
+        match framing {
+            Framing::Length(n) if n <= available as u64 => {
+                // The fast path: head and body where they were read.
+                let n = n as usize;
+                let Reactor {
+                    shard,
+                    handler,
+                    recv,
+                    ..
+                } = self;
+                answer(
+                    shard,
+                    handler,
+                    key,
+                    head.bytes(recv),
+                    &recv[after..after + n],
+                );
+                after + n
+            }
+            Framing::Length(n) => {
+                let head = head.into_vec(&self.recv);
+                let body = self.recv[after..end].to_vec();
+                self.shard.conns[key].rx = Some(Box::new(Inbound::Body {
+                    head,
+                    body,
+                    framing: BodyRead::Length(n - available as u64),
+                }));
+                end
+            }
+            Framing::Chunked => {
+                let head = head.into_vec(&self.recv);
+                self.shard.conns[key].rx = Some(Box::new(Inbound::Body {
+                    head,
+                    body: Vec::new(),
+                    framing: BodyRead::Chunked(Chunked::default()),
+                }));
+                self.on_body_bytes(key, after, end)
             }
         }
-        let accept = match handler.on_upgrade(&req) {
-            Upgrade::Accept(a) => a,
-            Upgrade::Reject { status, headers } => {
-                shard.reject(key, status, &headers);
-                return;
-            }
-        };
-        // RFC 6455 §4.2.2: the selected subprotocol must be one the client offered.
-        let protocol = accept.protocol.as_deref().filter(|p| {
-            let offered = req.protocols().any(|o| o == *p);
-            if !offered {
-                warn!("handler chose subprotocol {p:?}, which the client did not offer; omitted");
-            }
-            offered
-        });
-        // RFC 7692: the first acceptable permessage-deflate offer, if compression is on.
-        let agreed = if shard.cfg.deflate.enabled {
-            negotiate::negotiate(req.extensions(), &shard.cfg.deflate)
-        } else {
-            None
-        };
-        // Reused per-reactor buffers: a handshake allocates nothing that outlives it.
-        let mut ext = std::mem::take(&mut shard.ext_scratch);
-        ext.clear();
-        if let Some(a) = &agreed {
-            a.response(&mut ext);
+    }
+
+    /// Parses a head and checks it as an upgrade attempt or as a plain request.
+    fn classify(&self, key: usize, head: &HeadAt) -> Result<Asks, HttpError> {
+        let peer = self.shard.conns[key]
+            .socket
+            .peer_addr()
+            .map_err(|_| HttpError {
+                status: 400,
+                reason: "peer gone",
+            })?;
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let req = http::parse_head(head.bytes(&self.recv), &mut headers, peer)?;
+        if req.is_upgrade_attempt() {
+            http::check_upgrade(req)?;
+            return Ok(Asks::Upgrade);
         }
-        let mut answer = std::mem::take(&mut shard.http_scratch);
-        answer.clear();
-        http::write_accept(
-            &mut answer,
-            req.key(),
-            protocol,
-            agreed.is_some().then_some(ext.as_str()),
-            &accept.headers,
-        );
-        shard.open(
-            key,
-            WebSocket {
-                session: Session::new(),
-                deflate: agreed.as_ref().map(Agreement::pack),
-                data: accept.data,
+        http::check_plain(&req)?;
+        Ok(Asks::Plain(http::framing(
+            &req,
+            self.shard.cfg.max_body as u64,
+        )?))
+    }
+
+    /// Reads body bytes of the request being received; returns where the next request starts.
+    fn on_body_bytes(&mut self, key: usize, start: usize, end: usize) -> usize {
+        let max = self.shard.cfg.max_body;
+        let Reactor { shard, recv, .. } = self;
+        let Some(Inbound::Body { body, framing, .. }) = shard.conns[key].rx.as_deref_mut() else {
+            return end;
+        };
+        let input = &recv[start..end];
+        let (used, done) = match framing {
+            BodyRead::Length(left) => {
+                let take = input
+                    .len()
+                    .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                body.extend_from_slice(&input[..take]);
+                *left -= take as u64;
+                (take, *left == 0)
+            }
+            BodyRead::Chunked(c) => match c.feed(input, body, max) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.refuse(key, e);
+                    return end;
+                }
             },
-        );
-        shard.emit(key, &[&answer]);
-        shard.http_scratch = answer;
-        shard.ext_scratch = ext;
-        shard.touch(key);
-        handler.on_open(&mut Ws::new(shard, key));
-        if rest_end > rest_start {
-            self.decode(key, rest_start, rest_end);
+        };
+        if done {
+            let rx = self.shard.conns[key].rx.take();
+            if let Some(Inbound::Body { head, body, .. }) = rx.map(|b| *b) {
+                answer(&mut self.shard, &mut self.handler, key, &head, &body);
+            }
         }
+        start + used
+    }
+
+    /// Refuses a request that broke a rule before the application saw it.
+    pub(super) fn refuse(&mut self, key: usize, e: HttpError) {
+        if log::log_enabled!(log::Level::Debug) {
+            let peer = self.shard.conns[key].socket.peer_addr();
+            debug!("refused {peer:?} ({}): {}", e.status, e.reason);
+        }
+        let why = HandshakeFailure::of_status(e.status);
+        self.shard.reject(key, e.status, &[], &[], why);
     }
 }

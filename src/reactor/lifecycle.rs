@@ -1,13 +1,42 @@
 //! The end of a connection, as the application sees it: a session's decision carried out, and
-//! `on_close` called once for a WebSocket that opened. Free functions over the shard and the
-//! handler, so that they serve inside the decoder's callback as well as in the loop.
+//! `on_close` called once for a connection the application was shown. Free functions over the
+//! shard and the handler, so that they serve inside the decoder's callback as well as in the
+//! loop.
 
-use log::trace;
+use log::{debug, trace};
 
+use crate::conn::Kind;
 use crate::handler::Handler;
+use crate::id::ConnId;
+use crate::proto::close;
 use crate::proto::session::Effects;
 use crate::shard::Shard;
+use crate::stats::ReactorStats;
 use crate::ws::Ws;
+
+/// Tells the application connection `key` closed (`on_close`), counts it, and logs it at
+/// debug level.
+pub(super) fn report<H: Handler>(
+    shard: &mut Shard<H::Data>,
+    handler: &mut H,
+    key: usize,
+    code: u16,
+    reason: &[u8],
+) {
+    shard.stats.closed[ReactorStats::close_slot(code)] += 1;
+    if log::log_enabled!(log::Level::Debug) {
+        let id = ConnId {
+            reactor: shard.reactor,
+            token: shard.token(key),
+        };
+        let peer = shard.conns[key].socket.peer_addr();
+        debug!(
+            "close {id} {peer:?}: {code} {:?}",
+            String::from_utf8_lossy(reason)
+        );
+    }
+    handler.on_close(&mut Ws::new(shard, key), code, reason);
+}
 
 /// Carries out `fx` for connection `key`: the report to `on_close` first (sends are refused by
 /// then: the session is closed), then timers and TCP.
@@ -17,16 +46,17 @@ pub(super) fn settle<H: Handler>(
     key: usize,
     fx: Effects<'_>,
 ) {
-    let report = fx.report;
+    let r = fx.report;
     let fx = Effects { report: None, ..fx };
-    if let Some(r) = report {
-        handler.on_close(&mut Ws::new(shard, key), r.code, r.reason);
+    if let Some(r) = r {
+        report(shard, handler, key, r.code, r.reason);
     }
     let _ = shard.apply(key, fx);
 }
 
 /// Fails connection `key` (RFC 6455 §7.1.7) with `code` and `why`: a Close if ours was not sent,
-/// `on_close`, then TCP drains. A connection that is no WebSocket yet is closed.
+/// `on_close`, then TCP drains. A streamed response ends with its last chunk. A connection the
+/// application has not seen is closed.
 pub(super) fn fail<H: Handler>(
     shard: &mut Shard<H::Data>,
     handler: &mut H,
@@ -34,6 +64,10 @@ pub(super) fn fail<H: Handler>(
     code: u16,
     why: &str,
 ) {
+    if matches!(shard.conns[key].kind, Kind::Stream(_)) {
+        end_stream(shard, handler, key, code, why, false);
+        return;
+    }
     match shard.with_session(key, |s, out| s.fail(code, why, out)) {
         Some(fx) => settle(shard, handler, key, fx),
         None => shard.kill(key),
@@ -41,9 +75,16 @@ pub(super) fn fail<H: Handler>(
 }
 
 /// TCP is gone or must go now (`why`: the peer's FIN, an I/O error, a deadline): 1006 for the
-/// application unless the close handshake was over (BAD_INPUTS 42), then the slot is freed.
+/// application unless the close was over (BAD_INPUTS 42), then the slot is freed.
 pub(super) fn end<H: Handler>(shard: &mut Shard<H::Data>, handler: &mut H, key: usize, why: &str) {
     trace!("connection ends: {why}");
+    if shard.conns[key].flags.dead() {
+        return;
+    }
+    if matches!(shard.conns[key].kind, Kind::Stream(_)) {
+        end_stream(shard, handler, key, close::ABNORMAL, why, true);
+        return;
+    }
     match shard.conns[key].session() {
         Some(mut s) => {
             let fx = s.on_eof(why);
@@ -53,5 +94,35 @@ pub(super) fn end<H: Handler>(shard: &mut Shard<H::Data>, handler: &mut H, key: 
             settle(shard, handler, key, fx);
         }
         None => shard.kill(key),
+    }
+}
+
+/// A streamed response ends (`code`: the application's, or 1006 when the client went away):
+/// the last chunk if it can still go, `on_close` once, then TCP closes.
+pub(super) fn end_stream<H: Handler>(
+    shard: &mut Shard<H::Data>,
+    handler: &mut H,
+    key: usize,
+    code: u16,
+    why: &str,
+    now: bool,
+) {
+    if !now {
+        shard.end_stream(key);
+    }
+    let first = match &mut shard.conns[key].kind {
+        Kind::Stream(st) => {
+            st.open = false;
+            !std::mem::replace(&mut st.reported, true)
+        }
+        _ => false,
+    };
+    if first {
+        report(shard, handler, key, code, why.as_bytes());
+    }
+    if now {
+        shard.kill(key);
+    } else {
+        shard.linger(key);
     }
 }

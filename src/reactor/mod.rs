@@ -8,7 +8,9 @@
 //! the mailbox; expire timers; free the slots of connections that died during the iteration.
 //!
 //! - [`accept`]: new sockets;
-//! - [`head`]: a connection's HTTP head and the upgrade;
+//! - [`head`]: reading HTTP requests (heads, bodies, pipelining);
+//! - [`request`]: a plain request answered, or turned into a streamed response;
+//! - [`upgrade`]: the WebSocket upgrade, now or pending;
 //! - [`read`]: a WebSocket's frames, through the session to the handler;
 //! - [`lifecycle`]: failing, ending, and `on_close`;
 //! - [`timers`]: the wheel's expiries;
@@ -21,7 +23,9 @@ mod head;
 mod lifecycle;
 mod read;
 mod reclaim;
+mod request;
 mod timers;
+mod upgrade;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -32,13 +36,18 @@ use mio::{Events, Interest, Poll};
 
 use crate::config::Config;
 use crate::conn::Kind;
+use crate::handle::ServerHandle;
 use crate::handler::Handler;
 use crate::id::Token;
-use crate::mailbox::{Bus, Inbox, mark_reactor_thread};
+use crate::mailbox::{Inbox, mark_reactor_thread};
 use crate::proto::close;
 use crate::proto::decoder::Decoder;
 use crate::shard::Shard;
+use crate::stats::LOOP_BUCKETS;
 use crate::ws::Ws;
+
+/// How often reactor 0 logs a one-line summary (while the counts change).
+const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) const LISTENER: mio::Token = mio::Token(usize::MAX);
 pub(crate) const WAKER: mio::Token = mio::Token(usize::MAX - 1);
@@ -59,6 +68,9 @@ pub(crate) struct Reactor<H: Handler> {
     accept_paused_until: Option<Instant>,
     next_reclaim: Instant,
     reclaim_due: bool,
+    /// Reactor 0's summary log: when it is next due, and the totals it last logged.
+    next_summary: Instant,
+    summarized: (u64, u64, u64),
 }
 
 impl<H: Handler> Reactor<H> {
@@ -69,14 +81,14 @@ impl<H: Handler> Reactor<H> {
         handler: H,
         cfg: Config,
         inbox: Inbox,
-        bus: Bus,
+        handle: ServerHandle,
     ) -> io::Result<Reactor<H>> {
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let registry = poll.registry().try_clone()?;
         let recv = vec![0u8; cfg.recv_buffer];
-        let shard = Shard::new(id, cfg, registry, bus);
+        let shard = Shard::new(id, cfg, registry, handle);
         Ok(Reactor {
             poll,
             listener: Some(listener),
@@ -89,12 +101,16 @@ impl<H: Handler> Reactor<H> {
             shutdown_at: None,
             accept_paused_until: None,
             reclaim_due: false,
+            next_summary: Instant::now() + SUMMARY_EVERY,
+            summarized: (0, 0, 0),
         })
     }
 
     /// Runs until shut down.
     pub(crate) fn run(mut self) {
         mark_reactor_thread();
+        let board = self.shard.bus.clone();
+        board.board().set_running(self.shard.reactor, true);
         let mut events = Events::with_capacity(1024);
         let mut expired = Vec::new();
         loop {
@@ -105,7 +121,14 @@ impl<H: Handler> Reactor<H> {
                 warn!("reactor {}: poll failed: {e}", self.shard.reactor);
                 break;
             }
-            self.shard.now = Instant::now();
+            let woke = Instant::now();
+            self.shard.now = woke;
+            // Control commands first: a topic's first subscriber on another reactor was
+            // announced before its client could have asked anyone to publish to it, so a publish
+            // read in this iteration finds the announcement already applied.
+            while let Some(cmd) = self.inbox.next_control() {
+                self.command(cmd);
+            }
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
@@ -149,6 +172,7 @@ impl<H: Handler> Reactor<H> {
             self.expire_timers(&mut expired);
             self.settle();
             self.free_dead();
+            self.post_stats(woke);
             if let Some(at) = self.shutdown_at
                 && (self.shard.conns.is_empty() || self.shard.now >= at)
             {
@@ -156,6 +180,8 @@ impl<H: Handler> Reactor<H> {
                 break;
             }
         }
+        self.post_stats(Instant::now());
+        board.board().set_running(self.shard.reactor, false);
         let s = &self.shard;
         if s.published > 0 || s.streams.compressions > 0 {
             info!(
@@ -192,6 +218,63 @@ impl<H: Handler> Reactor<H> {
         match conn.kind {
             Kind::Head => self.read_head(key, drain),
             Kind::WebSocket(_) => self.read_frames(key, drain),
+            Kind::Stream(_) => self.read_discard(key),
+        }
+    }
+
+    /// A streamed response's client has nothing more to say: what it sends is discarded; its
+    /// FIN ends the stream.
+    fn read_discard(&mut self, key: usize) {
+        loop {
+            let Reactor {
+                shard,
+                recv,
+                handler,
+                ..
+            } = self;
+            match crate::transport::recv(&mut shard.conns[key], &mut recv[..]) {
+                Ok(0) => {
+                    lifecycle::end(shard, handler, key, "client went away");
+                    return;
+                }
+                Ok(n) => shard.stats.bytes_received += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    lifecycle::end(shard, handler, key, "read failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Counts the iteration that began at `woke` and posts the counts for other threads;
+    /// reactor 0 logs a summary now and then, while the counts change.
+    fn post_stats(&mut self, woke: Instant) {
+        let took = woke.elapsed();
+        let secs = took.as_secs_f64();
+        let stats = &mut self.shard.stats;
+        let bucket = LOOP_BUCKETS
+            .iter()
+            .position(|&le| secs <= le)
+            .unwrap_or(LOOP_BUCKETS.len());
+        stats.loop_buckets[bucket] += 1;
+        stats.loop_nanos += took.as_nanos() as u64;
+        self.shard.post_stats();
+        if self.shard.reactor == 0 && self.shard.now >= self.next_summary {
+            self.next_summary = self.shard.now + SUMMARY_EVERY;
+            let t = self.shard.handle.stats().total;
+            let now = (t.connections, t.messages_received, t.messages_sent);
+            if now != self.summarized {
+                let per = SUMMARY_EVERY.as_secs_f64();
+                info!(
+                    "{} connections, {:.0} messages/s in, {:.0} messages/s out",
+                    t.connections,
+                    (t.messages_received - self.summarized.1) as f64 / per,
+                    (t.messages_sent - self.summarized.2) as f64 / per
+                );
+                self.summarized = now;
+            }
         }
     }
 
@@ -199,26 +282,30 @@ impl<H: Handler> Reactor<H> {
     fn settle(&mut self) {
         self.shard.flush_batch();
         self.shard.flush_cork();
-        while !self.shard.broken.is_empty() || !self.shard.drained.is_empty() {
-            for (key, code) in std::mem::take(&mut self.shard.broken) {
+        while !self.shard.broken.is_empty()
+            || !self.shard.drained.is_empty()
+            || !self.shard.dropped.is_empty()
+        {
+            for (key, code, why) in std::mem::take(&mut self.shard.broken) {
                 if !self.shard.conns.contains(key) {
                     continue;
                 }
                 if code == close::ABNORMAL {
-                    lifecycle::end(&mut self.shard, &mut self.handler, key, "write failed");
+                    lifecycle::end(&mut self.shard, &mut self.handler, key, why);
                 } else {
-                    lifecycle::fail(
-                        &mut self.shard,
-                        &mut self.handler,
-                        key,
-                        code,
-                        "backpressure limit",
-                    );
+                    lifecycle::fail(&mut self.shard, &mut self.handler, key, code, why);
                 }
             }
             for key in std::mem::take(&mut self.shard.drained) {
                 if self.shard.conns.get(key).is_some_and(|c| c.is_open()) {
                     self.handler.on_drain(&mut Ws::new(&mut self.shard, key));
+                }
+            }
+            let dropped: Vec<(usize, u64)> = self.shard.dropped.drain().collect();
+            for (key, n) in dropped {
+                if self.shard.conns.get(key).is_some_and(|c| c.is_open()) {
+                    self.handler
+                        .on_dropped(&mut Ws::new(&mut self.shard, key), n);
                 }
             }
             self.shard.flush_cork();

@@ -47,6 +47,7 @@ impl<H: Handler> Reactor<H> {
                 }
             };
             budget = budget.saturating_sub(n);
+            shard.stats.bytes_received += n as u64;
             shard.touch(key);
             let conn = &shard.conns[key];
             // Closed at the WebSocket level, or closing TCP: what comes now is discarded.
@@ -166,6 +167,14 @@ fn dispatch<H: Handler>(
         return false;
     };
     let open = session.is_open();
+    if open
+        && matches!(
+            ev,
+            Event::Text(_) | Event::Binary(_) | Event::Compressed { .. }
+        )
+    {
+        shard.stats.messages_received += 1;
+    }
     match ev {
         Event::Text(t) if open => handler.on_message(&mut Ws::new(shard, key), Message::Text(t)),
         Event::Binary(b) if open => {

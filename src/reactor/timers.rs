@@ -8,6 +8,7 @@ use super::lifecycle::{fail, settle};
 use crate::conn::Kind;
 use crate::handler::Handler;
 use crate::id::Token;
+use crate::stats::HandshakeFailure;
 
 impl<H: Handler> Reactor<H> {
     pub(super) fn expire_timers(&mut self, expired: &mut Vec<u64>) {
@@ -36,7 +37,8 @@ impl<H: Handler> Reactor<H> {
                 // Unsent bytes did not leave, or the peer did not close, in time.
                 shard.kill(key);
             } else if head {
-                debug!("handshake timeout");
+                debug!("request head (or body) timeout");
+                shard.count_failure(HandshakeFailure::Timeout);
                 shard.kill(key);
             } else if message_late {
                 // A message begun and never finished (BAD_INPUTS 19, 27).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use log::debug;
 
 use super::Shard;
+use crate::conn::Kind;
 use crate::error::SendError;
 use crate::message::{Compress, Message, SendStatus};
 use crate::proto::close;
@@ -23,13 +24,68 @@ enum Take {
     Shared,
     /// Its own compression (it keeps a deflate context).
     Own,
+    /// The payload as a chunk of a streamed response.
+    Chunks,
+    /// Nothing now: it is sending a fragmented message.
+    Skipped,
+}
+
+/// A publish queued for this reactor's subscribers.
+pub(crate) struct Queued {
+    topic: u32,
+    message: Arc<Published>,
+    /// A subscriber on this reactor that does not get it (its publisher).
+    skip: Option<u32>,
 }
 
 impl<D> Shard<D> {
+    /// Subscribes connection `key` to `topic`, within the limits; `Ok(false)` if it already
+    /// was. Publishes queued before this go to the subscribers of that moment.
+    pub(crate) fn subscribe(&mut self, key: usize, topic: &str) -> Result<bool, SendError> {
+        if topic.len() > self.cfg.max_topic_len {
+            return Err(SendError::TopicTooLong);
+        }
+        let k = key as u32;
+        if self.topics.is_subscribed(k, topic) {
+            return Ok(false);
+        }
+        if self.topics.count_of(k) >= self.cfg.max_topics_per_connection {
+            return Err(SendError::TooManyTopics);
+        }
+        self.flush_batch();
+        let first_here = self.topics.id(topic).is_none();
+        self.topics.subscribe(k, topic);
+        if first_here {
+            // The other reactors learn that publishes to this topic concern this one.
+            self.bus.announce(self.reactor, topic.into(), true);
+        }
+        Ok(true)
+    }
+
+    /// Unsubscribes connection `key` from `topic`; false if it was not subscribed.
+    pub(crate) fn unsubscribe(&mut self, key: usize, topic: &str) -> bool {
+        self.flush_batch();
+        let removed = self.topics.unsubscribe(key as u32, topic);
+        self.announce_emptied();
+        removed
+    }
+
+    /// Tells the other reactors of the topics this one no longer has subscribers of.
+    pub(crate) fn announce_emptied(&mut self) {
+        for name in self.topics.take_emptied() {
+            self.bus.announce(self.reactor, name, false);
+        }
+    }
+
     /// Publishes `msg` to `topic` from a callback on connection-less ground: framed (and
     /// compressed) once; queued here and posted to every other reactor. Returns the subscribers
     /// on this reactor it was queued for.
-    pub(crate) fn publish(&mut self, topic: &str, msg: Message<'_>) -> Result<usize, SendError> {
+    pub(crate) fn publish(
+        &mut self,
+        topic: &str,
+        msg: Message<'_>,
+        skip: Option<usize>,
+    ) -> Result<usize, SendError> {
         let (text, payload) = (msg.is_text(), msg.as_bytes());
         let published = if self.bus.compress_publish(payload.len()) {
             Published::new(text, payload, Some(self.streams.publish_deflater()))
@@ -38,24 +94,42 @@ impl<D> Shard<D> {
         };
         let published = Arc::new(published);
         let topic: Arc<str> = topic.into();
-        let local = self.deliver(&topic, &published);
+        let local = self.deliver(&topic, &published, skip);
         if self.bus.reactors() > 1 {
-            self.bus.broadcast(Some(self.reactor), &topic, &published)?;
+            // Only to the reactors that told this one they have subscribers of the topic.
+            let interested = self.interest.get(&*topic).copied().unwrap_or(0);
+            self.bus
+                .post_publish(self.reactor, interested, &topic, &published);
         }
         Ok(local)
     }
 
-    /// Queues a published message for this reactor's subscribers of `topic`: it leaves with the
-    /// iteration's batch (`flush_batch`), so publishes that arrive together reach each subscriber
-    /// in one writev. O(1) per publish; the per-subscriber work is done once per batch. Returns
-    /// the subscribers it was queued for.
-    pub(crate) fn deliver(&mut self, topic: &str, m: &Arc<Published>) -> usize {
+    /// Queues a published message for this reactor's subscribers of `topic` (but connection
+    /// `skip`, its publisher, when it asked not to get it back): it leaves with the iteration's
+    /// batch (`flush_batch`), so publishes that arrive together reach each subscriber in one
+    /// writev. O(1) per publish; the per-subscriber work is done once per batch. Returns the
+    /// subscribers it was queued for.
+    pub(crate) fn deliver(
+        &mut self,
+        topic: &str,
+        m: &Arc<Published>,
+        skip: Option<usize>,
+    ) -> usize {
         self.published += 1;
         let Some(id) = self.topics.id(topic) else {
             return 0;
         };
-        self.batch.push((id, m.clone()));
-        self.topics.subscribers_of(id).len()
+        let skip = skip.map(|k| k as u32);
+        self.batch.push(Queued {
+            topic: id,
+            message: m.clone(),
+            skip,
+        });
+        let n = self.topics.subscribers_of(id).len();
+        match skip {
+            Some(k) if self.topics.subscribers_of(id).contains(&k) => n - 1,
+            _ => n,
+        }
     }
 
     /// Writes the queued publishes: to each subscriber, the one framed copy (or the one
@@ -73,19 +147,26 @@ impl<D> Shard<D> {
         let topics = std::mem::take(&mut self.topics);
         let mut order = std::mem::take(&mut self.batch_order);
         order.clear();
-        let first = batch[0].0;
-        if batch.iter().all(|e| e.0 == first) {
+        let first = batch[0].topic;
+        if batch.iter().all(|e| e.topic == first && e.skip.is_none()) {
             // One topic (the usual case): every subscriber gets every message. No sort.
             order.extend(0..batch.len() as u32);
             for &key in topics.subscribers_of(first) {
                 self.write_group(key as usize, &order, &batch);
             }
         } else {
-            // Several topics: (subscriber, message) pairs, grouped by subscriber with a stable
-            // sort so that each subscriber's messages stay in publish order.
+            // Several topics, or publishers left out: (subscriber, message) pairs, grouped by
+            // subscriber with a stable sort so that each subscriber's messages stay in publish
+            // order.
             let mut pairs = Vec::new();
             for (i, e) in batch.iter().enumerate() {
-                pairs.extend(topics.subscribers_of(e.0).iter().map(|&k| (k, i as u32)));
+                pairs.extend(
+                    topics
+                        .subscribers_of(e.topic)
+                        .iter()
+                        .filter(|&&k| Some(k) != e.skip)
+                        .map(|&k| (k, i as u32)),
+                );
             }
             pairs.sort_by_key(|p| p.0);
             let mut i = 0;
@@ -109,38 +190,65 @@ impl<D> Shard<D> {
     /// middle of a fragmented send (RFC 6455 §5.4: its frames must not be interleaved).
     fn takes(&self, key: usize) -> Option<Take> {
         let conn = self.conns.get(key)?;
-        let ws = conn.ws()?;
-        if conn.flags.dead() || !ws.session.is_open() || ws.session.is_fragmenting() {
+        if conn.flags.dead() {
             return None;
         }
-        Some(match ws.deflate {
-            None => Take::Plain,
-            Some(z) if z.takes_shared() => Take::Shared,
-            Some(_) => Take::Own,
-        })
+        match &conn.kind {
+            Kind::WebSocket(ws) if ws.session.is_open() && !ws.session.is_fragmenting() => {
+                Some(match ws.deflate {
+                    None => Take::Plain,
+                    Some(z) if z.takes_shared() => Take::Shared,
+                    Some(_) => Take::Own,
+                })
+            }
+            Kind::WebSocket(ws) if ws.session.is_fragmenting() => Some(Take::Skipped),
+            Kind::Stream(st) if st.open => Some(Take::Chunks),
+            _ => None,
+        }
+    }
+
+    /// Counts `n` publishes that did not reach connection `key`; `on_dropped` follows.
+    fn count_dropped(&mut self, key: usize, n: u64) {
+        self.stats.messages_dropped += n;
+        *self.dropped.entry(key).or_default() += n;
     }
 
     /// Writes messages `idx` of `batch` to subscriber `key`.
-    fn write_group(&mut self, key: usize, idx: &[u32], batch: &[(u32, Arc<Published>)]) {
+    fn write_group(&mut self, key: usize, idx: &[u32], batch: &[Queued]) {
         let Some(take) = self.takes(key) else {
             return;
         };
-        if take == Take::Own {
-            // Its own deflate context: each message compressed for it alone.
+        if take == Take::Skipped {
+            // Sending a fragmented message: publishes cannot go between its frames.
+            self.count_dropped(key, idx.len() as u64);
+            return;
+        }
+        if take == Take::Chunks {
             for &i in idx {
-                let m = &batch[i as usize].1;
-                let op = if m.text { OpCode::Text } else { OpCode::Binary };
-                if self
-                    .send_data(key, op, m.payload(), Compress::Auto)
-                    .is_ok_and(|s| s != SendStatus::Dropped)
-                {
+                let m = &batch[i as usize].message;
+                if self.send_chunk(key, m.payload()) == SendStatus::Dropped {
+                    *self.dropped.entry(key).or_default() += 1;
+                } else {
                     self.deliveries += 1;
                 }
             }
             return;
         }
+        if take == Take::Own {
+            // Its own deflate context: each message compressed for it alone.
+            for &i in idx {
+                let m = &batch[i as usize].message;
+                let op = if m.text { OpCode::Text } else { OpCode::Binary };
+                match self.send_data(key, op, m.payload(), Compress::Auto) {
+                    Ok(SendStatus::Dropped) => *self.dropped.entry(key).or_default() += 1,
+                    Ok(_) => self.deliveries += 1,
+                    Err(_) => {}
+                }
+            }
+            return;
+        }
         let frame = |i: &u32| -> &[u8] {
-            let m = &batch[*i as usize].1;
+            let m = &batch[*i as usize].message;
             match (&m.deflated, take) {
                 (Some(z), Take::Shared) => z,
                 _ => &m.plain,
@@ -159,16 +267,18 @@ impl<D> Shard<D> {
                 for (f, i) in frames.iter_mut().zip(&rest[..n]) {
                     *f = frame(i);
                 }
-                let (done, skip) = match transport::write(&mut self.conns[key], &frames[..n]) {
+                let written = transport::write(&mut self.conns[key], &frames[..n], &mut self.tally);
+                let (done, skip) = match written {
                     Ok(at) => at,
                     Err(e) => {
                         debug!("write: {e}");
-                        self.broken.push((key, close::ABNORMAL));
+                        self.broken.push((key, close::ABNORMAL, "write failed"));
                         return;
                     }
                 };
                 if done == n {
                     self.deliveries += n as u64;
+                    self.stats.messages_sent += n as u64;
                     rest = &rest[n..];
                     continue;
                 }
@@ -177,9 +287,11 @@ impl<D> Shard<D> {
                     &mut self.conns[key],
                     &[&frames[done][skip..]],
                     &mut self.pool,
+                    &mut self.tally,
                 );
                 self.want_write(key);
                 self.deliveries += done as u64 + 1;
+                self.stats.messages_sent += done as u64 + 1;
                 rest = &rest[done + 1..];
                 break;
             }
@@ -188,10 +300,12 @@ impl<D> Shard<D> {
         for i in rest {
             let f = frame(i);
             if self.over_limit(key, f.len()).is_some() {
+                *self.dropped.entry(key).or_default() += 1;
                 continue;
             }
-            transport::queue(&mut self.conns[key], &[f], &mut self.pool);
+            transport::queue(&mut self.conns[key], &[f], &mut self.pool, &mut self.tally);
             self.deliveries += 1;
+            self.stats.messages_sent += 1;
         }
     }
 }

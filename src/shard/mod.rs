@@ -8,11 +8,11 @@
 //! - [`fanout`]: pub/sub delivery.
 
 mod fanout;
+mod reply;
 mod send;
 
 use std::io::{self, Write};
 use std::net::Shutdown;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::debug;
@@ -20,11 +20,15 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry};
 use slab::Slab;
 
+pub(crate) use reply::Reply;
 pub(crate) use send::Out;
+
+use std::collections::HashMap;
 
 use crate::config::Config;
 use crate::conn::{Conn, Kind};
 use crate::deflate::Streams;
+use crate::handle::ServerHandle;
 use crate::http;
 use crate::id::Token;
 use crate::mailbox::Bus;
@@ -32,9 +36,10 @@ use crate::pool::Pool;
 use crate::proto::Limits;
 use crate::proto::mask::Kernel;
 use crate::proto::session::{Effects, Finish, Report, Session, Timer};
-use crate::published::Published;
+use crate::stats::{HandshakeFailure, ReactorStats};
 use crate::timer::Wheel;
 use crate::topics::Topics;
+use crate::transport::{self, Tally};
 
 /// One reactor's connections and everything they share.
 pub(crate) struct Shard<D> {
@@ -55,8 +60,9 @@ pub(crate) struct Shard<D> {
     pending_handshakes: usize,
     /// Died this iteration; slots freed at its end.
     pub(crate) dead: Vec<usize>,
-    /// Write failed (code 1006), or over the backpressure limit with policy Close: (key, code).
-    pub(crate) broken: Vec<(usize, u16)>,
+    /// Connections to fail once the callback batch is over: a write failed (code 1006), the
+    /// backpressure limit with policy Close, a streamed response closed: (key, code, why).
+    pub(crate) broken: Vec<(usize, u16, &'static str)>,
     /// Output drained: `on_drain` owed.
     pub(crate) drained: Vec<usize>,
     /// Still had bytes when the read budget ran out.
@@ -73,18 +79,39 @@ pub(crate) struct Shard<D> {
     pub(crate) topics: Topics,
     /// Publishes queued for this reactor's subscribers, in order: (topic id, message). Written
     /// per subscriber in one writev by `flush_batch`.
-    batch: Vec<(u32, Arc<Published>)>,
+    batch: Vec<fanout::Queued>,
     /// Scratch for `flush_batch`: the batch indices one subscriber receives.
     batch_order: Vec<u32>,
     /// The other reactors.
     pub(crate) bus: Bus,
+    /// The application's handle to the server, for callbacks that want one.
+    pub(crate) handle: ServerHandle,
     /// Publishes that reached this reactor, and the deliveries they made (logged at stop).
     pub(crate) published: u64,
     pub(crate) deliveries: u64,
+    /// This reactor's counts, posted to the board once per loop iteration.
+    pub(crate) stats: ReactorStats,
+    /// Bytes through the send side of the seam.
+    pub(crate) tally: Tally,
+    /// Publishes that did not reach a connection since the last report: `on_dropped` owed.
+    pub(crate) dropped: HashMap<usize, u64>,
+    /// The answer to the plain request being handled.
+    pub(crate) reply: Reply<D>,
+    /// For each topic some other reactor has subscribers of: those reactors, a bit each (told
+    /// by them through the mailbox), so that a publish goes only where it is wanted.
+    pub(crate) interest: HashMap<Box<str>, u64>,
+    /// Today's `Date` header value and the second it was made for.
+    date: ([u8; 29], u64),
 }
 
 impl<D> Shard<D> {
-    pub(crate) fn new(reactor: u32, cfg: Config, registry: Registry, bus: Bus) -> Shard<D> {
+    pub(crate) fn new(
+        reactor: u32,
+        cfg: Config,
+        registry: Registry,
+        handle: ServerHandle,
+    ) -> Shard<D> {
+        let bus = handle.bus().clone();
         let now = Instant::now();
         Shard {
             conns: Slab::new(),
@@ -112,9 +139,62 @@ impl<D> Shard<D> {
             batch: Vec::new(),
             batch_order: Vec::new(),
             bus,
+            handle,
             published: 0,
             deliveries: 0,
+            stats: ReactorStats::default(),
+            tally: Tally::default(),
+            dropped: HashMap::new(),
+            reply: Reply::new(),
+            interest: HashMap::new(),
+            date: ([0; 29], u64::MAX),
             cfg,
+        }
+    }
+
+    /// The `Date` header's value now (RFC 9110 §6.6.1), made once a second.
+    pub(crate) fn date(&mut self) -> [u8; 29] {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.date.1 != secs {
+            self.date = (http::imf_fixdate(secs), secs);
+        }
+        self.date.0
+    }
+
+    /// Counts a refusal.
+    pub(crate) fn count_failure(&mut self, why: HandshakeFailure) {
+        self.stats.handshake_failures[why as usize] += 1;
+    }
+
+    /// Brings the gauges and the counts kept elsewhere into `stats`, and posts them for other
+    /// threads.
+    pub(crate) fn post_stats(&mut self) {
+        let s = &mut self.stats;
+        s.bytes_sent = self.tally.sent;
+        s.backpressure_bytes = self.tally.queued;
+        s.topics = self.topics.len() as u64;
+        s.subscriptions = self.topics.subscriptions() as u64;
+        s.compressions = self.streams.compressions;
+        s.publishes = self.published;
+        self.bus.board().post(self.reactor, &self.stats);
+    }
+
+    /// Reactor `reactor` gained (`on`) or lost its subscribers of `topic`.
+    pub(crate) fn note_interest(&mut self, topic: Box<str>, reactor: u32, on: bool) {
+        if reactor >= 64 {
+            // Publishes always go to reactors past the 64 a mask holds.
+            return;
+        }
+        let bit = 1u64 << reactor;
+        if on {
+            *self.interest.entry(topic).or_insert(0) |= bit;
+        } else if let Some(mask) = self.interest.get_mut(&*topic) {
+            *mask &= !bit;
+            if *mask == 0 {
+                self.interest.remove(&*topic);
+            }
         }
     }
 
@@ -142,6 +222,7 @@ impl<D> Shard<D> {
             let mut out = Vec::new();
             http::write_reject(&mut out, 503, &[]);
             let _ = socket.write(&out);
+            self.count_failure(HandshakeFailure::Overload);
             return;
         }
         if self.conns.len() >= u32::MAX as usize - 2 {
@@ -169,17 +250,34 @@ impl<D> Shard<D> {
         self.arm(key, timeout);
     }
 
-    /// The upgrade is accepted: the connection becomes a WebSocket.
-    pub(crate) fn open(&mut self, key: usize, ws: crate::conn::WebSocket<D>) {
-        if ws.deflate.is_some_and(|a| a.takes_shared()) {
+    /// The connection becomes what the application is shown: a WebSocket (the upgrade is
+    /// accepted) or a streamed response.
+    pub(crate) fn open(&mut self, key: usize, kind: Kind<D>) {
+        if let Kind::WebSocket(ws) = &kind
+            && ws.deflate.is_some_and(|a| a.takes_shared())
+        {
             self.bus.count_shared_deflate(self.reactor, true);
         }
+        self.stats.connections += 1;
+        self.stats.opened += 1;
         let conn = &mut self.conns[key];
-        conn.kind = Kind::WebSocket(ws);
+        conn.kind = kind;
         if conn.flags.pending() {
             conn.flags.set_pending(false);
             self.pending_handshakes -= 1;
         }
+    }
+
+    /// A request on a kept-alive connection was answered: it waits for the next head, under
+    /// the handshake timeout again, and counts as a pending handshake.
+    pub(crate) fn await_next_request(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        if !conn.flags.pending() {
+            conn.flags.set_pending(true);
+            self.pending_handshakes += 1;
+        }
+        let timeout = self.cfg.handshake_timeout;
+        self.arm(key, timeout);
     }
 
     /// Sets the connection's deadline `after` from now, or at its message deadline if earlier.
@@ -245,15 +343,7 @@ impl<D> Shard<D> {
         }
         match fx.finish {
             None => {}
-            Some(Finish::AfterFlush) => {
-                let conn = &mut self.conns[key];
-                conn.flags.set_linger(true);
-                conn.rx = None;
-                self.flush_cork();
-                if self.conns[key].buffered() == 0 {
-                    self.kill(key);
-                }
-            }
+            Some(Finish::AfterFlush) => self.linger(key),
             Some(Finish::Drain) => {
                 let conn = &mut self.conns[key];
                 conn.flags.set_drain(true);
@@ -305,22 +395,44 @@ impl<D> Shard<D> {
                 self.bus.count_shared_deflate(self.reactor, false);
             }
         }
-        self.topics.remove_conn(key as u32);
-        if let Some(mut tx) = conn.tx.take() {
-            tx.out.clear(&mut self.pool);
+        if conn.data().is_some() {
+            self.stats.connections = self.stats.connections.saturating_sub(1);
         }
+        self.topics.remove_conn(key as u32);
+        self.announce_emptied();
+        self.dropped.remove(&key);
+        transport::discard(&mut conn, &mut self.pool, &mut self.tally);
         // Dropping the socket closes it, which also removes it from epoll.
     }
 
-    /// Answers a request with an HTTP error and closes once it has left.
-    pub(crate) fn reject(&mut self, key: usize, status: u16, headers: &[(String, String)]) {
-        let mut out = Vec::with_capacity(128);
-        http::write_reject(&mut out, status, headers);
-        self.emit(key, &[&out]);
-        self.conns[key].flags.set_linger(true);
+    /// Answers a request with an HTTP error (and `body`) and closes once it has left.
+    pub(crate) fn reject(
+        &mut self,
+        key: usize,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+        why: HandshakeFailure,
+    ) {
+        self.count_failure(why);
+        let mut out = Vec::with_capacity(160);
+        let date = self.date();
+        http::write_refusal(&mut out, status, headers, body.len(), Some(&date));
+        self.emit(key, &[&out, body]);
+        self.linger(key);
+    }
+
+    /// Closes TCP once unsent bytes have left (under the close timeout).
+    pub(crate) fn linger(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        conn.flags.set_linger(true);
+        conn.rx = None;
         self.flush_cork();
         if self.conns[key].buffered() == 0 {
             self.kill(key);
+        } else {
+            let timeout = self.cfg.close_timeout;
+            self.arm(key, timeout);
         }
     }
 

@@ -8,7 +8,9 @@ use mio::Interest;
 
 use super::Shard;
 use crate::config::BackpressurePolicy;
+use crate::conn::Kind;
 use crate::error::SendError;
+use crate::http;
 use crate::message::{Compress, Fragment, Message, SendStatus};
 use crate::proto::close;
 use crate::proto::frame::{self, MAX_HEADER, OpCode};
@@ -64,9 +66,13 @@ impl<D> Shard<D> {
         compress: Compress,
     ) -> Result<SendStatus, SendError> {
         let conn = &self.conns[key];
-        let ws = conn.ws().filter(|_| !conn.flags.dead());
-        let Some(ws) = ws else {
+        if conn.flags.dead() {
             return Err(SendError::Closed);
+        }
+        let ws = match &conn.kind {
+            Kind::WebSocket(ws) => ws,
+            Kind::Stream(st) if st.open => return Ok(self.send_chunk(key, payload)),
+            _ => return Err(SendError::Closed),
         };
         ws.session.can_send_message()?;
         let agreement = ws.deflate;
@@ -95,7 +101,35 @@ impl<D> Shard<D> {
                     .unwrap_or(Err(SendError::Closed))?;
             }
         }
+        self.stats.messages_sent += 1;
         Ok(self.status(key))
+    }
+
+    /// Sends `payload` as one chunk of a streamed response (RFC 9112 §7.1), within the
+    /// backpressure limit.
+    pub(super) fn send_chunk(&mut self, key: usize, payload: &[u8]) -> SendStatus {
+        if payload.is_empty() {
+            // An empty chunk would end the body.
+            return self.status(key);
+        }
+        let size = format!("{:x}\r\n", payload.len());
+        if let Some(s) = self.over_limit(key, size.len() + payload.len() + 2) {
+            return s;
+        }
+        self.emit(key, &[size.as_bytes(), payload, b"\r\n"]);
+        self.stats.messages_sent += 1;
+        self.status(key)
+    }
+
+    /// Ends a streamed response that is still open: the last chunk goes out after what is
+    /// queued. Returns whether it was open.
+    pub(crate) fn end_stream(&mut self, key: usize) -> bool {
+        match &mut self.conns[key].kind {
+            Kind::Stream(st) if st.open => st.open = false,
+            _ => return false,
+        }
+        self.emit(key, &[http::LAST_CHUNK]);
+        true
     }
 
     /// Queues one fragment of a message. Fragments are never dropped halfway (a dropped middle
@@ -106,20 +140,37 @@ impl<D> Shard<D> {
         part: Fragment,
         msg: Message<'_>,
     ) -> Result<SendStatus, SendError> {
-        if self.conns[key].flags.dead() {
+        let conn = &self.conns[key];
+        if conn.flags.dead() {
             return Err(SendError::Closed);
         }
+        let not_ws = if conn.data().is_some() {
+            SendError::NotWebSocket
+        } else {
+            SendError::Closed
+        };
         self.with_session(key, |s, o| {
             s.send_fragment(part, msg.is_text(), msg.as_bytes(), o)
         })
-        .unwrap_or(Err(SendError::Closed))?;
+        .unwrap_or(Err(not_ws))?;
         Ok(self.status(key))
     }
 
-    /// Starts the close handshake from our side (application or shutdown).
+    /// Starts the close handshake from our side (application or shutdown). A streamed response
+    /// ends instead (its last chunk, then TCP closes; `on_close` follows with `code`).
     pub(crate) fn close(&mut self, key: usize, code: u16, reason: &str) -> Result<(), SendError> {
-        if self.conns[key].flags.dead() {
+        let conn = &self.conns[key];
+        if conn.flags.dead() {
             return Err(SendError::Closed);
+        }
+        if let Kind::Stream(st) = &conn.kind {
+            if !st.open {
+                return Err(SendError::Closed);
+            }
+            crate::proto::close::encode(code, reason)?;
+            // The reactor ends it (and calls on_close) when this callback batch is over.
+            self.broken.push((key, code, "closed by the server"));
+            return Ok(());
         }
         let fx = self
             .with_session(key, |s, o| s.close(code, reason, o))
@@ -145,10 +196,11 @@ impl<D> Shard<D> {
         if queued == 0 || queued + extra <= self.cfg.max_backpressure {
             return None;
         }
+        self.stats.messages_dropped += 1;
         Some(match self.cfg.backpressure_policy {
             BackpressurePolicy::Drop => SendStatus::Dropped,
             BackpressurePolicy::Close(code) => {
-                self.broken.push((key, code));
+                self.broken.push((key, code, "backpressure limit"));
                 SendStatus::Dropped
             }
         })
@@ -161,7 +213,7 @@ impl<D> Shard<D> {
         // Queued deliveries were published before this send: they leave first.
         self.flush_batch();
         if self.conns[key].tx.is_some() {
-            transport::queue(&mut self.conns[key], parts, &mut self.pool);
+            transport::queue(&mut self.conns[key], parts, &mut self.pool, &mut self.tally);
             return;
         }
         if self.cork_owner != Some(key) {
@@ -188,17 +240,19 @@ impl<D> Shard<D> {
 
     /// Writes `parts` to connection `key` now, queueing what the socket does not take.
     fn write_now(&mut self, key: usize, parts: &[&[u8]]) {
-        let Shard { conns, pool, .. } = self;
+        let Shard {
+            conns, pool, tally, ..
+        } = self;
         let Some(conn) = conns.get_mut(key) else {
             return;
         };
-        match transport::send(conn, parts, pool) {
+        match transport::send(conn, parts, pool, tally) {
             Ok(false) => {}
             Ok(true) => self.want_write(key),
             Err(e) => {
                 debug!("write: {e}");
                 if !conn.flags.dead() {
-                    self.broken.push((key, close::ABNORMAL));
+                    self.broken.push((key, close::ABNORMAL, "write failed"));
                 }
             }
         }
@@ -227,7 +281,7 @@ impl<D> Shard<D> {
         conn.flags.set_want_write(true);
         if let Err(e) = self.reregister(key, Interest::READABLE | Interest::WRITABLE) {
             debug!("reregister: {e}");
-            self.broken.push((key, close::ABNORMAL));
+            self.broken.push((key, close::ABNORMAL, "write failed"));
         }
     }
 
@@ -238,17 +292,19 @@ impl<D> Shard<D> {
             self.flush_cork();
         }
         loop {
-            let Shard { conns, pool, .. } = self;
+            let Shard {
+                conns, pool, tally, ..
+            } = self;
             let conn = &mut conns[key];
             if conn.tx.is_none() {
                 return;
             }
-            match transport::flush(conn, pool) {
+            match transport::flush(conn, pool, tally) {
                 Ok(false) => return,
                 Ok(true) => {}
                 Err(e) => {
                     debug!("write: {e}");
-                    self.broken.push((key, close::ABNORMAL));
+                    self.broken.push((key, close::ABNORMAL, "write failed"));
                     return;
                 }
             }
@@ -257,16 +313,16 @@ impl<D> Shard<D> {
                 Some((p, n)) => {
                     let mut h = [0u8; MAX_HEADER];
                     let hl = frame::encode(&mut h, true, false, OpCode::Pong, None, u64::from(n));
-                    transport::queue(conn, &[&h[..hl], &p[..usize::from(n)]], pool);
+                    transport::queue(conn, &[&h[..hl], &p[..usize::from(n)]], pool, tally);
                 }
                 None => break,
             }
         }
-        let Shard { conns, pool, .. } = self;
+        let Shard {
+            conns, pool, tally, ..
+        } = self;
         let conn = &mut conns[key];
-        if let Some(mut tx) = conn.tx.take() {
-            tx.out.clear(pool);
-        }
+        transport::discard(conn, pool, tally);
         conn.flags.set_want_write(false);
         let _ = self.reregister(key, Interest::READABLE);
         let conn = &self.conns[key];

@@ -119,3 +119,157 @@ pub fn handshake_any_head(data: &[u8]) {
         assert!(out.starts_with(b"HTTP/1.1 101"));
     }
 }
+
+/// Extension negotiation (RFC 7692 §5, §7): any header values give an answer (or none) without
+/// panicking; an agreement, written back as the server's response, is accepted by our client
+/// when it answers our client's own offer; the same values in one header or split in two agree.
+pub fn negotiation_any_offer(data: &[u8]) {
+    use myriad::proto::deflate::{ContextMode, DeflateConfig, accept_response, negotiate};
+    for mode in [
+        ContextMode::Shared,
+        ContextMode::InflateWindow,
+        ContextMode::Dedicated,
+    ] {
+        let cfg = DeflateConfig {
+            enabled: true,
+            mode,
+            ..DeflateConfig::default()
+        };
+        let whole = negotiate(std::iter::once(data), &cfg);
+        if let Some(a) = &whole {
+            let mut answer = String::new();
+            a.response(&mut answer);
+            assert!(answer.starts_with("permessage-deflate"), "{answer}");
+            // The server never answers with a window our zlib cannot compress with.
+            assert!(a.server_max_window_bits >= 9);
+        }
+        // Cut into two header values at a comma: each value is parsed on its own, so an
+        // agreement found in the whole is found in the parts only if it lies within one of them.
+        if let Some(cut) = data.iter().position(|&b| b == b',') {
+            let _ = negotiate([&data[..cut], &data[cut + 1..]].into_iter(), &cfg);
+        }
+        let _ = accept_response(data);
+    }
+}
+
+/// permessage-deflate's inflate (RFC 7692 §7.2.2): any bytes, whole or split across frames
+/// anywhere, with or without a primed window, give the same answer (or the same error) and
+/// never more output than the limit.
+pub fn inflate_any_message(data: &[u8]) {
+    use myriad::proto::deflate::{Deflater, Inflater};
+    let max = 4096;
+    let window: Vec<u8> = data.iter().rev().take(300).copied().collect();
+    for primed in [None, Some(window.as_slice())] {
+        let mut whole = Vec::new();
+        let w = Inflater::new().inflate(&[data], primed, max, &mut whole);
+        assert!(whole.len() <= max);
+        for cut in [0, data.len() / 3, data.len() / 2, data.len()] {
+            let mut split = Vec::new();
+            let s = Inflater::new().inflate(&[&data[..cut], &data[cut..]], primed, max, &mut split);
+            assert_eq!(s.is_ok(), w.is_ok(), "cut {cut}");
+            if s.is_ok() {
+                assert_eq!(split, whole, "cut {cut}");
+            }
+        }
+    }
+    // And what our deflater makes of these bytes inflates back to them, through a window.
+    let mut packed = Vec::new();
+    Deflater::new(15, 6).compress(data, true, &mut packed);
+    let mut back = Vec::new();
+    Inflater::new()
+        .inflate(&[&packed], None, data.len() + 1, &mut back)
+        .expect("our own deflate output inflates");
+    assert_eq!(back, data);
+}
+
+/// The connection session (RFC 6455 §5.5, §7): any sequence of inputs (peer frames, sends,
+/// timers, EOF) leaves it consistent: a close is reported at most once, nothing is sent after
+/// the state machine closed, and every frame it writes is a valid server frame.
+pub fn session_any_inputs(data: &[u8]) {
+    use myriad::Fragment;
+    use myriad::proto::frame::{self, OpCode};
+    use myriad::proto::session::{Session, State, Transmit};
+
+    #[derive(Default)]
+    struct Wire {
+        bytes: Vec<u8>,
+        backlog: usize,
+    }
+    impl Transmit for Wire {
+        fn backlog(&self) -> usize {
+            self.backlog
+        }
+        fn frame(&mut self, header: &[u8], payload: &[u8]) {
+            self.bytes.extend_from_slice(header);
+            self.bytes.extend_from_slice(payload);
+        }
+        fn defer_pong(&mut self, payload: &[u8]) {
+            assert!(payload.len() <= 125);
+        }
+    }
+    let mut s = Session::new();
+    let mut w = Wire::default();
+    let mut reports = 0;
+    for pair in data.chunks(2) {
+        let (op, arg) = (pair[0], pair.get(1).copied().unwrap_or(0));
+        let before = s.state();
+        let sent_before = w.bytes.len();
+        let payload = vec![b'x'; usize::from(arg % 130)];
+        let fx = match op % 12 {
+            0 => s.on_close_frame(1000 + u16::from(arg % 14), b"r", &mut w),
+            1 => {
+                s.on_ping(&payload[..payload.len().min(125)], &mut w);
+                Default::default()
+            }
+            2 => s.fail(1002, "protocol", &mut w),
+            3 => s.on_eof("eof"),
+            4 => s.on_timeout(arg % 2 == 0, &mut w),
+            5 => {
+                let _ = s.on_activity(arg % 2 == 0);
+                Default::default()
+            }
+            6 => {
+                let _ = s.send_message(OpCode::Text, arg % 2 == 0, &payload, &mut w);
+                Default::default()
+            }
+            7 => {
+                let part =
+                    [Fragment::First, Fragment::Continue, Fragment::Last][usize::from(arg % 3)];
+                let _ = s.send_fragment(part, arg % 2 == 0, &payload, &mut w);
+                Default::default()
+            }
+            8 => {
+                let _ = s.ping(&payload, &mut w);
+                Default::default()
+            }
+            9 => s
+                .close(1000 + u16::from(arg % 4), "bye", &mut w)
+                .unwrap_or_default(),
+            10 => {
+                w.backlog = usize::from(arg) * 100;
+                Default::default()
+            }
+            _ => s.on_close_frame(1005, b"", &mut w),
+        };
+        reports += usize::from(fx.report.is_some());
+        assert!(reports <= 1, "a close reported twice");
+        if before == State::Closed {
+            assert_eq!(
+                w.bytes.len(),
+                sent_before,
+                "sent after closing (op {})",
+                op % 12
+            );
+        }
+    }
+    // Every byte written parses as a sequence of valid unmasked server frames.
+    let limits = myriad::proto::Limits::trusting(myriad::proto::Role::Client);
+    let mut at = 0;
+    while at < w.bytes.len() {
+        let h = frame::decode(&w.bytes[at..], &limits, true)
+            .expect("a valid frame")
+            .expect("a whole header");
+        at += h.header_len + h.len as usize;
+    }
+    assert_eq!(at, w.bytes.len());
+}

@@ -1,21 +1,28 @@
-//! `myriad serve`: an echo WebSocket server on the myriad library.
+//! `myriad serve`: a WebSocket server on the myriad library: echo or the JSON pub/sub protocol,
+//! with health, readiness, metrics and a dashboard on the same port.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use log::{error, info};
-use myriad::{BackpressurePolicy, Config, ContextMode, DeflateConfig, Echo, Server};
+use myriad::{
+    BackpressurePolicy, Config, ContextMode, DeflateConfig, Echo, Handler, Running, Server,
+};
 
+mod endpoints;
 mod pubsub;
+use endpoints::{Admin, Endpoints};
 use pubsub::PubSub;
 
 #[derive(Parser)]
 #[command(
     name = "myriad",
     version,
-    about = "WebSocket server for very many connections"
+    about = "WebSocket server for very many connections",
+    after_help = "Logging: RUST_LOG=debug shows every refused request and every closed \
+                  connection with its reason; RUST_LOG=info (the default) a summary every 10 s."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,15 +31,50 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve WebSockets (echo: each message goes back to its sender).
+    /// Serve WebSockets (--mode echo: each message back to its sender; --mode pubsub: the JSON
+    /// pub/sub protocol), and /healthz, /readyz, /metrics, /dashboard over plain HTTP.
+    #[command(
+        after_help = "Logging: RUST_LOG=debug shows every refused request and every \
+                            closed connection with its reason; RUST_LOG=info (the default) a \
+                            summary every 10 s."
+    )]
     Serve(Serve),
+}
+
+/// `HOST:PORT`, a host name resolved (the first address it resolves to).
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("{s}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s}: resolves to no address"))
+}
+
+/// 1008 or 1013: the close codes meant for a connection that cannot keep up.
+fn parse_close_policy(s: &str) -> Result<u16, String> {
+    match s {
+        "1008" => Ok(1008),
+        "1013" => Ok(1013),
+        _ => Err("expected 1008 (policy violation) or 1013 (try again later)".to_owned()),
+    }
 }
 
 #[derive(Parser)]
 struct Serve {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9001")]
+    /// Address to listen on (HOST:PORT; a host name is resolved).
+    #[arg(long, default_value = "127.0.0.1:9001", value_parser = parse_addr)]
     listen: SocketAddr,
+    /// Do not answer /healthz, /readyz, /metrics, /stats.json and /dashboard.
+    #[arg(long)]
+    no_http_endpoints: bool,
+    /// Answer the HTTP endpoints on this address instead of the WebSocket port.
+    #[arg(long, value_parser = parse_addr)]
+    admin_listen: Option<SocketAddr>,
+    /// Largest plain HTTP request body, bytes (over it: 413).
+    #[arg(long, default_value_t = 64 << 10)]
+    max_body: usize,
     /// Reactor threads (default: number of cores).
     #[arg(long)]
     workers: Option<usize>,
@@ -51,8 +93,9 @@ struct Serve {
     /// Most unsent bytes per connection.
     #[arg(long, default_value_t = 1 << 20)]
     max_backpressure: usize,
-    /// Over max-backpressure: drop the message, or close with this code (1008 or 1013).
-    #[arg(long)]
+    /// Over max-backpressure: drop the message, or close with this code (1008 policy
+    /// violation, or 1013 try again later).
+    #[arg(long, value_parser = parse_close_policy)]
     backpressure_close: Option<u16>,
     /// Handshake timeout, seconds.
     #[arg(long, default_value_t = 10.0)]
@@ -108,6 +151,7 @@ fn main() -> ExitCode {
         .max_message(args.max_message)
         .max_fragments(args.max_fragments)
         .max_head_bytes(args.max_head_bytes)
+        .max_body(args.max_body)
         .max_backpressure(args.max_backpressure)
         .handshake_timeout(secs(args.handshake_timeout))
         .idle_timeout(secs(args.idle_timeout))
@@ -140,25 +184,61 @@ fn main() -> ExitCode {
     if let Ok(n) = myriad::raise_open_files_limit() {
         info!("open files limit: {n}");
     }
+    endpoints::note_baseline();
     let workers = cfg.workers;
-    let pubsub = args.mode == "pubsub";
-    let started = if pubsub {
-        Server::new(cfg, PubSub::default()).start()
+    let what = if args.mode == "pubsub" {
+        "pub/sub"
     } else {
-        Server::new(cfg, Echo).start()
+        "echo"
     };
-    let running = match started {
-        Ok(r) => r,
-        Err(e) => {
-            error!("cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let endpoints = !args.no_http_endpoints;
+    let started = match (args.mode.as_str(), endpoints && args.admin_listen.is_none()) {
+        ("pubsub", true) => start(
+            cfg,
+            Endpoints {
+                inner: PubSub::default(),
+                target: None,
+            },
+        ),
+        ("pubsub", false) => start(cfg, PubSub::default()),
+        (_, true) => start(
+            cfg,
+            Endpoints {
+                inner: Echo,
+                target: None,
+            },
+        ),
+        (_, false) => start(cfg, Echo),
+    };
+    let Some(running) = started else {
+        return ExitCode::FAILURE;
     };
     info!(
-        "myriad serving {} on ws://{} with {workers} reactor(s)",
-        if pubsub { "pub/sub" } else { "echo" },
-        running.local_addr()
+        "myriad serving {what} on ws://{} with {workers} reactor(s){}",
+        running.local_addr(),
+        if endpoints && args.admin_listen.is_none() {
+            "; /healthz, /readyz, /metrics, /dashboard on the same port"
+        } else {
+            ""
+        }
     );
+    // The endpoints on a port of their own: a one-reactor server that describes the main one.
+    let admin = match args.admin_listen.filter(|_| endpoints) {
+        Some(addr) => {
+            let cfg = Config::default().listen(addr).workers(1);
+            let Some(a) = start(cfg, Admin(running.handle())) else {
+                running.shutdown();
+                return ExitCode::FAILURE;
+            };
+            info!(
+                "/healthz, /readyz, /metrics, /dashboard on http://{}",
+                a.local_addr()
+            );
+            Some(a)
+        }
+        None => None,
+    };
+    let admin_handle = admin.as_ref().map(Running::handle);
     match running.run_until_signal() {
         Ok(sig) => info!("signal {sig}: stopped"),
         Err(e) => {
@@ -166,5 +246,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if let (Some(h), Some(a)) = (admin_handle, admin) {
+        h.shutdown_within(Duration::from_secs(1));
+        a.join();
+    }
     ExitCode::SUCCESS
+}
+
+fn start<H: Handler>(cfg: Config, handler: H) -> Option<Running> {
+    match Server::new(cfg, handler).start() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            error!("cannot start: {e}");
+            None
+        }
+    }
 }

@@ -79,7 +79,11 @@ impl PubSub {
         };
         let (name, topic) = match ack {
             Op::Sub(t) => {
-                ws.subscribe(t);
+                ws.subscribe(t).map_err(|e| match e {
+                    myriad::SendError::TopicTooLong => "topic name too long",
+                    myriad::SendError::TooManyTopics => "too many topics",
+                    _ => "cannot subscribe",
+                })?;
                 ("sub", t)
             }
             Op::Unsub(t) => {
