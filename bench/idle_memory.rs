@@ -172,6 +172,7 @@ fn server(mode: &str) {
             .listen("127.0.0.1:0".parse().expect("addr"))
             .workers(1)
             .max_pending_handshakes(n)
+            .max_pending_per_ip(n)
             .deflate(DeflateConfig {
                 enabled: deflate.is_some(),
                 mode: deflate.unwrap_or(ContextMode::Shared),

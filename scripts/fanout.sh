@@ -78,7 +78,7 @@ run_one() {
   local cmd
   case $name in
     topics) cmd=("$MYRIAD_BIN" serve --mode pubsub --listen "127.0.0.1:$port" --workers 1
-                 --max-pending-handshakes 20000) ;;
+                 --max-pending-handshakes 20000 --max-pending-per-ip 20000) ;;
     naive) cmd=("$NAIVE_BIN" --listen "127.0.0.1:$port" --workers 1) ;;
   esac
   if ! start_server "$port" "$slog" "${cmd[@]}"; then

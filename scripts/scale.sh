@@ -97,8 +97,8 @@ tcp_mem_pages() { awk '/^TCP:/ {for (i=1;i<=NF;i++) if ($i=="mem") print $(i+1)}
 
 SLAB0=$(slab_kb); TCP0=$(tcp_inuse); TCPMEM0=$(tcp_mem_pages)
 for i in $(seq 1 "$SERVERS"); do
-  "$SERVER_BIN" serve --listen "127.0.0.1:$PORT" --workers 1 --idle-timeout "$IDLE_TIMEOUT" \
-    --handshake-timeout 60 --max-pending-handshakes 65536 >"$OUT/server-$i.log" 2>&1 &
+  "$SERVER_BIN" serve --listen "127.0.0.1:$PORT" --reuse-port --workers 1 --idle-timeout "$IDLE_TIMEOUT" \
+    --handshake-timeout 60 --max-pending-handshakes 65536 --max-pending-per-ip 65536 >"$OUT/server-$i.log" 2>&1 &
   PIDS_SERVER+=($!)
 done
 for _ in $(seq 1 100); do

@@ -62,8 +62,9 @@ pub struct Config {
     /// compression bombs cost bounded CPU (BAD_INPUTS 49). Default 64 MiB/s; zero disables it.
     pub max_inflate_rate: u64,
     /// Connections from one address (an IPv4 address, an IPv6 /64) still in the HTTP handshake,
-    /// per reactor. Default 256; past it: 429, so that one address cannot take the global
-    /// `max_pending_handshakes` from the others (BAD_INPUTS 57).
+    /// per reactor. Default 1,024 (a quarter of `max_pending_handshakes`); past it: 429, so that
+    /// one address cannot take the global `max_pending_handshakes` from the others (BAD_INPUTS
+    /// 57).
     pub max_pending_per_ip: usize,
     /// Topics one connection may subscribe to. Default 1,024 (closing a connection costs its
     /// subscriptions, each O(1)).
@@ -142,7 +143,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(30),
             memory_budget: crate::sys::default_memory_budget(),
             max_inflate_rate: 64 << 20,
-            max_pending_per_ip: 256,
+            max_pending_per_ip: 1024,
             max_topics_per_connection: 1024,
             max_topic_len: 255,
             mailbox_capacity: 16 << 10,

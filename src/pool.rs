@@ -2,10 +2,12 @@
 //!
 //! A connection whose socket did not take all its output keeps the rest in a queue of 16 KiB
 //! chunks borrowed from its reactor's pool; they return to the pool as the socket drains, so an
-//! idle connection holds none.
+//! idle connection holds none. A published frame waits by reference instead: however many slow
+//! subscribers hold it, its bytes exist once.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
 
 /// Bytes per chunk.
 pub(crate) const CHUNK: usize = 16 << 10;
@@ -51,15 +53,51 @@ impl Pool {
     }
 }
 
-/// Unsent bytes of one connection, in pooled chunks.
+/// A shared frame queued by reference: the bytes belong to the publish, held once for all its
+/// subscribers.
+pub(crate) trait SharedBytes: Send + Sync {
+    /// The bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+impl SharedBytes for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+/// One piece of a connection's unsent output.
+enum Piece {
+    /// A pooled chunk, bytes `start..end` of it unsent.
+    Owned {
+        chunk: Chunk,
+        start: usize,
+        end: usize,
+    },
+    /// A shared frame, bytes `start..` of it unsent.
+    Shared {
+        frame: Arc<dyn SharedBytes>,
+        start: usize,
+    },
+}
+
+impl Piece {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Owned { chunk, start, end } => &chunk[*start..*end],
+            Piece::Shared { frame, start } => &frame.bytes()[*start..],
+        }
+    }
+}
+
+/// Unsent bytes of one connection: copies in pooled chunks, and shared frames by reference.
 #[derive(Default)]
 pub(crate) struct OutQueue {
-    chunks: VecDeque<Chunk>,
-    /// Read offset in the first chunk.
-    head: usize,
-    /// Bytes used in the last chunk.
-    tail: usize,
+    pieces: VecDeque<Piece>,
+    /// Bytes waiting, in all.
     len: usize,
+    /// Of them, bytes in pooled chunks (this connection's own memory).
+    owned: usize,
 }
 
 impl OutQueue {
@@ -68,28 +106,52 @@ impl OutQueue {
         self.len
     }
 
+    /// Bytes waiting in pooled chunks (shared frames not counted).
+    pub(crate) fn owned(&self) -> usize {
+        self.owned
+    }
+
     /// Nothing waiting.
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// Appends bytes, borrowing chunks as needed.
+    /// Appends a copy of `bytes`, borrowing chunks as needed.
     pub(crate) fn push(&mut self, mut bytes: &[u8], pool: &mut Pool) {
         self.len += bytes.len();
+        self.owned += bytes.len();
         while !bytes.is_empty() {
-            if self.chunks.is_empty() || self.tail == CHUNK {
-                self.chunks.push_back(pool.take());
-                self.tail = 0;
+            let room = match self.pieces.back() {
+                Some(Piece::Owned { end, .. }) if *end < CHUNK => CHUNK - *end,
+                _ => 0,
+            };
+            if room == 0 {
+                self.pieces.push_back(Piece::Owned {
+                    chunk: pool.take(),
+                    start: 0,
+                    end: 0,
+                });
+                continue;
             }
-            let Some(last) = self.chunks.back_mut() else {
+            let Some(Piece::Owned { chunk, end, .. }) = self.pieces.back_mut() else {
                 return;
             };
-            let n = (CHUNK - self.tail).min(bytes.len());
-            last[self.tail..self.tail + n].copy_from_slice(&bytes[..n]);
-            self.tail += n;
+            let n = room.min(bytes.len());
+            chunk[*end..*end + n].copy_from_slice(&bytes[..n]);
+            *end += n;
             bytes = &bytes[n..];
         }
+    }
+
+    /// Appends `frame[start..]` by reference: no copy, no chunk.
+    pub(crate) fn push_shared(&mut self, frame: Arc<dyn SharedBytes>, start: usize) {
+        let n = frame.bytes().len().saturating_sub(start);
+        if n == 0 {
+            return;
+        }
+        self.len += n;
+        self.pieces.push_back(Piece::Shared { frame, start });
     }
 
     /// Writes as much as the writer takes. Returns Ok(true) once empty; `WouldBlock` is Ok(false).
@@ -97,11 +159,8 @@ impl OutQueue {
         while self.len > 0 {
             let mut slices = [IoSlice::new(&[]); 16];
             let mut n = 0;
-            let last = self.chunks.len() - 1;
-            for (i, c) in self.chunks.iter().enumerate().take(slices.len()) {
-                let start = if i == 0 { self.head } else { 0 };
-                let end = if i == last { self.tail } else { CHUNK };
-                slices[n] = IoSlice::new(&c[start..end]);
+            for (s, p) in slices.iter_mut().zip(&self.pieces) {
+                *s = IoSlice::new(p.bytes());
                 n += 1;
             }
             let written = match w.write_vectored(&slices[..n]) {
@@ -119,35 +178,43 @@ impl OutQueue {
     fn consume(&mut self, mut n: usize, pool: &mut Pool) {
         self.len -= n;
         while n > 0 {
-            let in_first = if self.chunks.len() == 1 {
-                self.tail - self.head
-            } else {
-                CHUNK - self.head
+            let Some(front) = self.pieces.front_mut() else {
+                return;
             };
-            if n < in_first {
-                self.head += n;
+            let left = front.bytes().len();
+            if n < left {
+                match front {
+                    Piece::Owned { start, .. } => {
+                        *start += n;
+                        self.owned -= n;
+                    }
+                    Piece::Shared { start, .. } => *start += n,
+                }
                 return;
             }
-            n -= in_first;
-            if let Some(c) = self.chunks.pop_front() {
-                pool.give(c);
+            n -= left;
+            if let Some(Piece::Owned { chunk, .. }) = self.pieces.pop_front() {
+                self.owned -= left;
+                pool.give(chunk);
             }
-            self.head = 0;
         }
-        // A chunk is only ever added with bytes in it, so an empty queue has no chunk left.
-        if self.chunks.is_empty() {
-            self.tail = 0;
+        // Empty pieces (a chunk whose bytes all went) leave too.
+        while self.pieces.front().is_some_and(|p| p.bytes().is_empty()) {
+            if let Some(Piece::Owned { chunk, .. }) = self.pieces.pop_front() {
+                pool.give(chunk);
+            }
         }
     }
 
-    /// Returns every chunk to the pool.
+    /// Returns every chunk to the pool and lets go of every shared frame.
     pub(crate) fn clear(&mut self, pool: &mut Pool) {
-        while let Some(c) = self.chunks.pop_front() {
-            pool.give(c);
+        while let Some(p) = self.pieces.pop_front() {
+            if let Piece::Owned { chunk, .. } = p {
+                pool.give(chunk);
+            }
         }
-        self.head = 0;
-        self.tail = 0;
         self.len = 0;
+        self.owned = 0;
     }
 }
 
@@ -203,5 +270,44 @@ mod tests {
         }
         q.clear(&mut pool);
         assert!(pool.idle() > 0);
+    }
+
+    /// Shared frames wait by reference between copies, come out in order, count toward the
+    /// length but not the owned bytes, and are let go of once written.
+    #[test]
+    fn shared_frames_by_reference_in_order() {
+        let mut pool = Pool::new(64);
+        let frame = Arc::new((0..50_000u32).map(|i| (i * 3) as u8).collect::<Vec<u8>>());
+        let mut want = Vec::new();
+        let mut q = OutQueue::default();
+        q.push(b"head", &mut pool);
+        want.extend_from_slice(b"head");
+        q.push_shared(frame.clone(), 10);
+        want.extend_from_slice(&frame[10..]);
+        q.push(b"tail", &mut pool);
+        want.extend_from_slice(b"tail");
+        q.push_shared(frame.clone(), 0);
+        want.extend_from_slice(&frame);
+        assert_eq!(q.len(), want.len());
+        assert_eq!(q.owned(), 8);
+        assert_eq!(Arc::strong_count(&frame), 3);
+        for cap in [7usize, 4096] {
+            let mut q2 = OutQueue::default();
+            q2.push(b"head", &mut pool);
+            q2.push_shared(frame.clone(), 10);
+            q2.push(b"tail", &mut pool);
+            q2.push_shared(frame.clone(), 0);
+            let mut w = Trickle {
+                got: Vec::new(),
+                cap,
+                block: false,
+            };
+            while !q2.write_to(&mut w, &mut pool).unwrap() {}
+            assert_eq!(w.got, want, "cap {cap}");
+            assert_eq!((q2.len(), q2.owned()), (0, 0));
+        }
+        assert_eq!(Arc::strong_count(&frame), 3);
+        q.clear(&mut pool);
+        assert_eq!(Arc::strong_count(&frame), 1);
     }
 }

@@ -1,6 +1,8 @@
 //! A message published to a topic, framed once for every subscriber, and compressed once for
 //! those that take the shared compressed copy.
 
+use std::sync::Arc;
+
 use crate::deflate::codec::Deflater;
 use crate::proto::frame::{MAX_HEADER, OpCode, encode};
 
@@ -9,12 +11,12 @@ use crate::proto::frame::{MAX_HEADER, OpCode, encode};
 pub(crate) struct Published {
     /// Text or binary.
     pub(crate) text: bool,
-    /// The whole frame, uncompressed.
-    pub(crate) plain: Vec<u8>,
+    /// The whole frame, uncompressed (shared: slow subscribers queue it by reference).
+    pub(crate) plain: Arc<Vec<u8>>,
     /// Header length within `plain` (the payload follows).
     pub(crate) header: usize,
     /// The whole frame compressed with a fresh context (RSV1 set), if compressed.
-    pub(crate) deflated: Option<Vec<u8>>,
+    pub(crate) deflated: Option<Arc<Vec<u8>>>,
 }
 
 impl Published {
@@ -37,9 +39,9 @@ impl Published {
         });
         Published {
             text,
-            plain,
+            plain: Arc::new(plain),
             header,
-            deflated,
+            deflated: deflated.map(Arc::new),
         }
     }
 

@@ -40,7 +40,28 @@ impl<H: Handler> Server<H> {
         self.config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let first = crate::sys::reuseport_listener(self.config.listen, self.config.backlog)?;
+        reactor::install_panic_hook();
+        // BAD_INPUTS 75: a port another process serves is an error unless sharing was asked for
+        // (scale runs start several processes on one port with `reuse_port`).
+        let listen = if self.config.reuse_port {
+            self.config.listen
+        } else {
+            crate::sys::probe_exclusive(self.config.listen).map_err(|e| {
+                if e.kind() == io::ErrorKind::AddrInUse {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{}: address in use (another process serves it; \
+                             `reuse_port` / `--reuse-port` shares it on purpose)",
+                            self.config.listen
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })?
+        };
+        let first = crate::sys::reuseport_listener(listen, self.config.backlog)?;
         let addr = first.local_addr()?;
         let mut listeners = vec![first];
         for _ in 1..self.config.workers {
@@ -58,12 +79,16 @@ impl<H: Handler> Server<H> {
         let compress_at = cfg.deflate.enabled.then_some(cfg.compress_threshold);
         let (bus, inboxes) = Bus::new(wakers, compress_at, cfg.mailbox_capacity);
         let handle = ServerHandle::new(bus.clone(), cfg.shutdown_timeout, cfg.compression_level);
+        for i in 0..bus.reactors() as u32 {
+            bus.board().set_running(i, true);
+        }
         let mut threads = Vec::new();
         let parts = polls.into_iter().zip(listeners).zip(inboxes);
         for (i, ((poll, listener), rx)) in parts.enumerate() {
             let handler = self.handler.clone();
             let cfg = self.config.clone();
             let peers = handle.clone();
+            let board = bus.clone();
             // The reactor (and its slab of `H::Data`) is built on its own thread and never leaves it.
             threads.push(
                 std::thread::Builder::new()
@@ -76,7 +101,10 @@ impl<H: Handler> Server<H> {
                         }
                         match Reactor::new(i as u32, poll, listener, handler, cfg, rx, peers) {
                             Ok(r) => r.run(),
-                            Err(e) => log::error!("reactor {i} failed to start: {e}"),
+                            Err(e) => {
+                                log::error!("reactor {i} failed to start: {e}");
+                                board.board().set_running(i as u32, false);
+                            }
                         }
                     })?,
             );
@@ -126,8 +154,9 @@ impl Running {
     /// every connection, then up to `shutdown_timeout` for the close handshakes) and returns the
     /// signal's number.
     ///
-    /// Reactor threads block both signals from their start, so the signal reaches the thread
-    /// that waits here (with `sigwait`). Other threads of the application that do not block
+    /// A second signal during the graceful shutdown ends the process at once (exit status
+    /// 128 + the signal's number). Reactor threads block both signals from their start, so the
+    /// signal reaches the thread that waits here (with `sigwait`). Other threads of the application that do not block
     /// them may still take one, and with it the default action (the process ends at once).
     ///
     /// # Errors
@@ -135,7 +164,17 @@ impl Running {
     pub fn run_until_signal(self) -> io::Result<i32> {
         crate::sys::block_shutdown_signals()?;
         let sig = crate::sys::wait_for_shutdown_signal()?;
-        self.shutdown();
+        self.handle.shutdown();
+        // A second signal while the connections close ends the process at once.
+        while !self.threads.iter().all(JoinHandle::is_finished) {
+            if let Some(again) =
+                crate::sys::wait_shutdown_signal_for(std::time::Duration::from_millis(100))?
+            {
+                log::warn!("signal {again} during the shutdown: exiting now");
+                std::process::exit(128 + again);
+            }
+        }
+        self.join();
         Ok(sig)
     }
 }

@@ -21,6 +21,22 @@ pub fn reuseport_listener(addr: SocketAddr, backlog: i32) -> io::Result<std::net
     Ok(socket.into())
 }
 
+/// Binds `addr` without `SO_REUSEPORT` and lets it go: fails with `AddrInUse` when another
+/// socket (another process's reactors, say) already serves the address, where a `SO_REUSEPORT`
+/// bind would silently share it. Returns the bound address (the port chosen when it was 0).
+pub fn probe_exclusive(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an inet address"))
+}
+
 /// Whether an accept error means "out of file descriptors or memory": back off, do not spin.
 pub fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
@@ -98,6 +114,26 @@ pub fn wait_for_shutdown_signal() -> io::Result<i32> {
         return Err(io::Error::from_raw_os_error(rc));
     }
     Ok(sig)
+}
+
+/// Waits up to `timeout` for SIGINT or SIGTERM (blocked beforehand by
+/// [`block_shutdown_signals`]); the signal's number, or `None` when the time passed.
+pub fn wait_shutdown_signal_for(timeout: std::time::Duration) -> io::Result<Option<i32>> {
+    let set = shutdown_signals();
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: `set` and `ts` are valid for the call; no siginfo is asked for (null).
+    let rc = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+    if rc >= 0 {
+        return Ok(Some(rc));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EINTR) => Ok(None),
+        _ => Err(e),
+    }
 }
 
 /// Returns freed heap memory to the OS (glibc's `malloc_trim`); a no-op elsewhere. Called after

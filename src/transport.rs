@@ -7,8 +7,10 @@
 
 use std::io::{self, IoSlice, Read, Write};
 
+use std::sync::Arc;
+
 use crate::conn::{Conn, Tx};
-use crate::pool::Pool;
+use crate::pool::{Pool, SharedBytes};
 
 /// Most slices handed to one `writev`.
 const MAX_SLICES: usize = 64;
@@ -18,7 +20,8 @@ const MAX_SLICES: usize = 64;
 pub(crate) struct Tally {
     /// Written to sockets.
     pub(crate) sent: u64,
-    /// Queued behind sockets now (queued minus written or discarded since).
+    /// Copied into chunks behind sockets now (queued minus written or discarded since); shared
+    /// frames queued by reference are not counted.
     pub(crate) queued: u64,
 }
 
@@ -110,10 +113,19 @@ pub(crate) fn queue<D>(conn: &mut Conn<D>, parts: &[&[u8]], pool: &mut Pool, tal
     }
 }
 
+/// Queues `frame[start..]` behind the connection's unsent bytes by reference: a frame shared by
+/// many connections (a publish) is never copied per connection.
+pub(crate) fn queue_shared<D>(conn: &mut Conn<D>, frame: Arc<dyn SharedBytes>, start: usize) {
+    conn.tx
+        .get_or_insert_with(Box::default)
+        .out
+        .push_shared(frame, start);
+}
+
 /// Drops the connection's unsent bytes (it is closing), returning the chunks to the pool.
 pub(crate) fn discard<D>(conn: &mut Conn<D>, pool: &mut Pool, tally: &mut Tally) {
     if let Some(mut tx) = conn.tx.take() {
-        tally.queued = tally.queued.saturating_sub(tx.out.len() as u64);
+        tally.queued = tally.queued.saturating_sub(tx.out.owned() as u64);
         tx.out.clear(pool);
     }
 }
@@ -125,11 +137,10 @@ pub(crate) fn discard<D>(conn: &mut Conn<D>, pool: &mut Pool, tally: &mut Tally)
 pub(crate) fn flush<D>(conn: &mut Conn<D>, pool: &mut Pool, tally: &mut Tally) -> io::Result<bool> {
     match conn.tx.as_deref_mut() {
         Some(Tx { out, .. }) => {
-            let before = out.len() as u64;
+            let (len, owned) = (out.len() as u64, out.owned() as u64);
             let r = out.write_to(&mut conn.socket, pool);
-            let written = before - out.len() as u64;
-            tally.sent += written;
-            tally.queued = tally.queued.saturating_sub(written);
+            tally.sent += len - out.len() as u64;
+            tally.queued = tally.queued.saturating_sub(owned - out.owned() as u64);
             r
         }
         None => Ok(true),

@@ -74,6 +74,18 @@ pub(crate) enum Inbound {
     },
 }
 
+impl Inbound {
+    /// Bytes of the peer's held here (what the memory budget counts).
+    pub(crate) fn buffered(&self) -> usize {
+        match self {
+            Inbound::Head(h) => h.len(),
+            Inbound::Body { head, body, .. } => head.len() + body.len(),
+            Inbound::Pending(p) => p.rest.len(),
+            Inbound::Frames { decoder, .. } => decoder.buffered(),
+        }
+    }
+}
+
 /// How the rest of a request body is read.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum BodyRead {
@@ -103,6 +115,9 @@ pub(crate) struct Tx {
     pub(crate) out: OutQueue,
     /// The latest pong owed while output is blocked (earlier ones are coalesced away).
     pub(crate) pong: Option<([u8; 125], u8)>,
+    /// The tick at which output last made progress (or began to wait): the write timeout runs
+    /// from here.
+    pub(crate) since: u32,
 }
 
 /// One connection: the slab entry.
@@ -200,6 +215,12 @@ impl<D> Conn<D> {
                 Kind::Stream(s) => s.open,
                 Kind::Head => false,
             }
+    }
+
+    /// The write deadline, if output waits: `since` plus the write timeout, in ticks.
+    pub(crate) fn write_deadline(&self, timeout_ticks: u32) -> Option<u32> {
+        let tx = self.tx.as_deref()?;
+        (timeout_ticks > 0).then(|| tx.since.saturating_add(timeout_ticks))
     }
 
     /// The message deadline, if a message is in progress and has one.

@@ -104,6 +104,14 @@ impl Decoder {
         self.head_len == 0 && self.frame.is_none() && self.message.is_none()
     }
 
+    /// Bytes of the peer's held here: a message being assembled, a control frame and a header cut
+    /// by reads.
+    pub fn buffered(&self) -> usize {
+        self.message.as_ref().map_or(0, |m| m.buf.len())
+            + usize::from(self.control_len)
+            + usize::from(self.head_len)
+    }
+
     /// Whether a message or a frame is waiting for more bytes (for message-progress timeouts).
     pub fn in_message(&self) -> bool {
         self.message.is_some() || self.frame.is_some()

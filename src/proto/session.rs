@@ -160,6 +160,12 @@ impl Session {
         Some(Report { code, reason })
     }
 
+    /// From now on the close is not reported: the application gave up on this connection (its
+    /// callback panicked), so it hears nothing more of it.
+    pub fn suppress_report(&mut self) {
+        self.0 |= REPORTED;
+    }
+
     /// Bytes arrived from the peer: the idle clock starts again (RFC 6455 §5.5.2 pings are
     /// answered by any traffic). Returns the timer to arm: `Some(Idle)` while open with an idle
     /// timeout (`idle`), else `None`.

@@ -24,7 +24,7 @@ impl<H: Handler> Reactor<H> {
         };
         for _ in 0..ACCEPT_BATCH {
             match listener.accept() {
-                Ok((socket, _)) => self.shard.admit(socket),
+                Ok((socket, peer)) => self.shard.admit(socket, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if crate::sys::is_resource_exhaustion(&e) => {
                     // No busy loop; try again after a pause (edge-triggered readiness will not

@@ -133,6 +133,7 @@ impl<H: Handler> Reactor<H> {
                             self.refuse(key, e);
                         } else {
                             conn.rx = Some(Box::new(Inbound::Head(bytes.to_vec())));
+                            shard.count_input(bytes.len(), true);
                         }
                         return;
                     };
@@ -153,20 +154,30 @@ impl<H: Handler> Reactor<H> {
                         Some(hend) => http::check_incomplete(&held[..hend], &limits),
                         None => http::check_incomplete(held, &limits),
                     };
+                    let total = held.len();
+                    let head = match (found, checked) {
+                        (Some(hend), Ok(())) => {
+                            let mut h = std::mem::take(held);
+                            h.truncate(hend);
+                            conn.rx = None;
+                            Some(h)
+                        }
+                        _ => None,
+                    };
+                    shard.count_input(end - start, true);
                     if let Err(e) = checked {
+                        // The bytes stay in the connection until it goes.
                         self.refuse(key, e);
                         return;
                     }
-                    let Some(hend) = found else {
+                    let Some(head) = head else {
                         return;
                     };
+                    shard.count_input(total, false);
                     // The head's end lies in this read (an earlier end would have been found by
                     // an earlier scan), so the bytes after it are the last of this read, still
                     // in place in `recv`.
-                    let after = end - (held.len() - hend);
-                    let mut head = std::mem::take(held);
-                    head.truncate(hend);
-                    conn.rx = None;
+                    let after = end - (total - head.len());
                     served += 1;
                     start = self.on_head(key, HeadAt::Held(head), after, end);
                 }
@@ -179,6 +190,7 @@ impl<H: Handler> Reactor<H> {
                         shard.kill(key);
                     } else {
                         p.rest.extend_from_slice(&recv[start..end]);
+                        shard.count_input(end - start, true);
                     }
                     return;
                 }
@@ -227,6 +239,7 @@ impl<H: Handler> Reactor<H> {
             Framing::Length(n) => {
                 let head = head.into_vec(&self.recv);
                 let body = self.recv[after..end].to_vec();
+                self.shard.count_input(head.len() + body.len(), true);
                 self.shard.conns[key].rx = Some(Box::new(Inbound::Body {
                     head,
                     body,
@@ -236,6 +249,7 @@ impl<H: Handler> Reactor<H> {
             }
             Framing::Chunked => {
                 let head = head.into_vec(&self.recv);
+                self.shard.count_input(head.len(), true);
                 self.shard.conns[key].rx = Some(Box::new(Inbound::Body {
                     head,
                     body: Vec::new(),
@@ -276,6 +290,7 @@ impl<H: Handler> Reactor<H> {
             return end;
         };
         let input = &recv[start..end];
+        let had = body.len();
         let (used, done) = match framing {
             BodyRead::Length(left) => {
                 let take = input
@@ -293,9 +308,12 @@ impl<H: Handler> Reactor<H> {
                 }
             },
         };
+        let grew = body.len() - had;
+        shard.count_input(grew, true);
         if done {
             let rx = self.shard.conns[key].rx.take();
             if let Some(Inbound::Body { head, body, .. }) = rx.map(|b| *b) {
+                self.shard.count_input(head.len() + body.len(), false);
                 answer(&mut self.shard, &mut self.handler, key, &head, &body);
             }
         }

@@ -5,6 +5,7 @@
 
 use log::{debug, trace};
 
+use super::guard;
 use crate::conn::Kind;
 use crate::handler::Handler;
 use crate::id::ConnId;
@@ -35,7 +36,41 @@ pub(super) fn report<H: Handler>(
             String::from_utf8_lossy(reason)
         );
     }
-    handler.on_close(&mut Ws::new(shard, key), code, reason);
+    // A panic here is logged and counted; the connection is going anyway.
+    let _ = guard::catch(shard, key, "on_close", |s| {
+        handler.on_close(&mut Ws::new(s, key), code, reason);
+    });
+}
+
+/// A callback for connection `key` panicked: the application hears nothing more of it (no
+/// `on_close`); a WebSocket is failed with 1011 (RFC 6455 §7.4.1: an unexpected condition), a
+/// streamed response ends. A request being answered is the caller's (it answers 500).
+pub(super) fn panicked<H: Handler>(shard: &mut Shard<H::Data>, handler: &mut H, key: usize) {
+    if shard.conns[key].flags.dead() {
+        return;
+    }
+    match &mut shard.conns[key].kind {
+        Kind::WebSocket(ws) => ws.session.suppress_report(),
+        Kind::Stream(st) => st.reported = true,
+        Kind::Head => {}
+    }
+    fail(shard, handler, key, 1011, "internal error");
+}
+
+/// Runs handler callback `f` for connection `key` (`what`, for the log) under the panic
+/// guard; after a panic the connection goes ([`panicked`]). Returns whether it ran to its end.
+pub(super) fn call<H: Handler>(
+    shard: &mut Shard<H::Data>,
+    handler: &mut H,
+    key: usize,
+    what: &str,
+    f: impl FnOnce(&mut H, &mut Ws<'_, H::Data>),
+) -> bool {
+    let ok = guard::catch(shard, key, what, |s| f(handler, &mut Ws::new(s, key))).is_some();
+    if !ok {
+        panicked(shard, handler, key);
+    }
+    ok
 }
 
 /// Carries out `fx` for connection `key`: the report to `on_close` first (sends are refused by

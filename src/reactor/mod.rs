@@ -19,6 +19,7 @@
 
 mod accept;
 mod commands;
+mod guard;
 mod head;
 mod lifecycle;
 mod read;
@@ -44,10 +45,11 @@ use crate::proto::close;
 use crate::proto::decoder::Decoder;
 use crate::shard::Shard;
 use crate::stats::LOOP_BUCKETS;
-use crate::ws::Ws;
 
 /// How often reactor 0 logs a one-line summary (while the counts change).
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+pub(crate) use guard::install_hook as install_panic_hook;
 
 pub(crate) const LISTENER: mio::Token = mio::Token(usize::MAX);
 pub(crate) const WAKER: mio::Token = mio::Token(usize::MAX - 1);
@@ -68,6 +70,8 @@ pub(crate) struct Reactor<H: Handler> {
     accept_paused_until: Option<Instant>,
     next_reclaim: Instant,
     reclaim_due: bool,
+    /// The most bytes held buffered since memory was last given back.
+    buffered_peak: u64,
     /// Reactor 0's summary log: when it is next due, and the totals it last logged.
     next_summary: Instant,
     summarized: (u64, u64, u64),
@@ -101,6 +105,7 @@ impl<H: Handler> Reactor<H> {
             shutdown_at: None,
             accept_paused_until: None,
             reclaim_due: false,
+            buffered_peak: 0,
             next_summary: Instant::now() + SUMMARY_EVERY,
             summarized: (0, 0, 0),
         })
@@ -109,8 +114,15 @@ impl<H: Handler> Reactor<H> {
     /// Runs until shut down.
     pub(crate) fn run(mut self) {
         mark_reactor_thread();
-        let board = self.shard.bus.clone();
-        board.board().set_running(self.shard.reactor, true);
+        // Marks the reactor stopped when this returns, and also if it unwinds (a bug of ours:
+        // handler panics are caught), so that health checks see a reactor that died.
+        struct Stopped(crate::mailbox::Bus, u32);
+        impl Drop for Stopped {
+            fn drop(&mut self) {
+                self.0.board().set_running(self.1, false);
+            }
+        }
+        let _stopped = Stopped(self.shard.bus.clone(), self.shard.reactor);
         let mut events = Events::with_capacity(1024);
         let mut expired = Vec::new();
         loop {
@@ -181,7 +193,6 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.post_stats(Instant::now());
-        board.board().set_running(self.shard.reactor, false);
         let s = &self.shard;
         if s.published > 0 || s.streams.compressions > 0 {
             info!(
@@ -298,14 +309,29 @@ impl<H: Handler> Reactor<H> {
             }
             for key in std::mem::take(&mut self.shard.drained) {
                 if self.shard.conns.get(key).is_some_and(|c| c.is_open()) {
-                    self.handler.on_drain(&mut Ws::new(&mut self.shard, key));
+                    lifecycle::call(
+                        &mut self.shard,
+                        &mut self.handler,
+                        key,
+                        "on_drain",
+                        |h, ws| {
+                            h.on_drain(ws);
+                        },
+                    );
                 }
             }
             let dropped: Vec<(usize, u64)> = self.shard.dropped.drain().collect();
             for (key, n) in dropped {
                 if self.shard.conns.get(key).is_some_and(|c| c.is_open()) {
-                    self.handler
-                        .on_dropped(&mut Ws::new(&mut self.shard, key), n);
+                    lifecycle::call(
+                        &mut self.shard,
+                        &mut self.handler,
+                        key,
+                        "on_dropped",
+                        |h, ws| {
+                            h.on_dropped(ws, n);
+                        },
+                    );
                 }
             }
             self.shard.flush_cork();

@@ -6,7 +6,7 @@ use std::io;
 use log::debug;
 
 use super::Reactor;
-use super::lifecycle::{end, fail, settle};
+use super::lifecycle::{call, end, fail, settle};
 use crate::conn::Inbound;
 use crate::deflate::codec::InflateError;
 use crate::error::ProtocolError;
@@ -15,7 +15,6 @@ use crate::message::Message;
 use crate::proto::decoder::{Decoder, Event};
 use crate::shard::Shard;
 use crate::transport;
-use crate::ws::Ws;
 
 impl<H: Handler> Reactor<H> {
     /// Reads frames, up to the per-event budget. `drain`: read until the socket says WouldBlock
@@ -89,6 +88,8 @@ impl<H: Handler> Reactor<H> {
             ..
         } = self;
         let mut rx = shard.conns[key].rx.take();
+        let before = rx.as_deref().map_or(0, Inbound::buffered);
+        shard.count_input(before, false);
         let own = match rx.as_deref_mut() {
             Some(Inbound::Frames { decoder, .. }) => Some(decoder),
             _ => None,
@@ -145,12 +146,19 @@ impl<H: Handler> Reactor<H> {
                 arm = Some(tick);
             }
         }
+        let after = rx.as_deref().map_or(0, Inbound::buffered);
+        shard.count_input(after, true);
         let conn = &mut shard.conns[key];
         conn.rx = rx;
         if let Some(tick) = arm
             && (!conn.flags.in_wheel() || tick < conn.deadline)
         {
             shard.arm_tick(key, tick);
+        }
+        // BAD_INPUTS 53: a message that makes the process hold more than its budget goes.
+        if after > before && shard.over_budget(0) {
+            debug!("reactor {}: conn {key}: memory budget", shard.reactor);
+            fail(shard, handler, key, 1013, "server memory budget");
         }
     }
 }
@@ -176,18 +184,26 @@ fn dispatch<H: Handler>(
         shard.stats.messages_received += 1;
     }
     match ev {
-        Event::Text(t) if open => handler.on_message(&mut Ws::new(shard, key), Message::Text(t)),
+        Event::Text(t) if open => {
+            call(shard, handler, key, "on_message", |h, ws| {
+                h.on_message(ws, Message::Text(t));
+            });
+        }
         Event::Binary(b) if open => {
-            handler.on_message(&mut Ws::new(shard, key), Message::Binary(b));
+            call(shard, handler, key, "on_message", |h, ws| {
+                h.on_message(ws, Message::Binary(b));
+            });
         }
         Event::Ping(p) => {
             // The session answers (or defers the pong); the application sees it while open.
             let seen = shard.with_session(key, |s, out| s.on_ping(p, out));
             if seen == Some(true) {
-                handler.on_ping(&mut Ws::new(shard, key), p);
+                call(shard, handler, key, "on_ping", |h, ws| h.on_ping(ws, p));
             }
         }
-        Event::Pong(p) if open => handler.on_pong(&mut Ws::new(shard, key), p),
+        Event::Pong(p) if open => {
+            call(shard, handler, key, "on_pong", |h, ws| h.on_pong(ws, p));
+        }
         Event::Compressed { text, data } if open => {
             return deliver_compressed(shard, handler, key, text, data);
         }
@@ -233,16 +249,31 @@ fn deliver_compressed<H: Handler>(
         shard.inflated = buf;
         return false;
     }
+    if !shard.charge_inflate(key, buf.len()) {
+        // BAD_INPUTS 49: compression bombs cost CPU; a connection that makes us inflate faster
+        // than the budget goes.
+        debug!("reactor {}: conn {key}: inflate rate limit", shard.reactor);
+        shard.stats.inflate_limited += 1;
+        fail(shard, handler, key, 1008, "inflate rate limit");
+        shard.inflated = buf;
+        return false;
+    }
     if text {
         match simdutf8::basic::from_utf8(&buf) {
-            Ok(t) => handler.on_message(&mut Ws::new(shard, key), Message::Text(t)),
+            Ok(t) => {
+                call(shard, handler, key, "on_message", |h, ws| {
+                    h.on_message(ws, Message::Text(t));
+                });
+            }
             Err(_) => {
                 let e = ProtocolError::InvalidUtf8;
                 fail(shard, handler, key, e.close_code(), e.reason());
             }
         }
     } else {
-        handler.on_message(&mut Ws::new(shard, key), Message::Binary(&buf));
+        call(shard, handler, key, "on_message", |h, ws| {
+            h.on_message(ws, Message::Binary(&buf));
+        });
     }
     // Keep the scratch for the next message, unless one huge message blew it up.
     if buf.capacity() <= 1 << 20 {

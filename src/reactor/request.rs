@@ -4,12 +4,13 @@
 
 use log::debug;
 
+use super::guard;
+use super::lifecycle::call;
 use crate::conn::{Kind, Stream};
 use crate::handler::Handler;
 use crate::http::{self, Body, MAX_HEADERS};
 use crate::response::Response;
 use crate::shard::Shard;
-use crate::ws::Ws;
 
 /// Answers the request whose head is `head` and body `body` (both checked already).
 pub(super) fn answer<H: Handler>(
@@ -33,8 +34,18 @@ pub(super) fn answer<H: Handler>(
     let keep_alive = req.keep_alive() && !shard.bus.stopping();
     let head_only = req.method() == "HEAD";
     shard.reply.reset();
-    handler.on_request(&req, &mut Response::new(shard, key));
+    let answered = guard::catch(shard, key, "on_request", |s| {
+        handler.on_request(&req, &mut Response::new(s, key));
+    });
     shard.stats.http_requests += 1;
+    let keep_alive = if answered.is_none() {
+        // The application panicked half-way: whatever it set is void; 500, then close.
+        shard.reply.reset();
+        shard.reply.status = 500;
+        false
+    } else {
+        keep_alive
+    };
     if log::log_enabled!(log::Level::Debug) {
         debug!(
             "{peer} {} {} -> {}",
@@ -63,7 +74,7 @@ pub(super) fn answer<H: Handler>(
         }
         shard.emit(key, &[&out]);
         shard.http_scratch = out;
-        shard.conns[key].rx = None;
+        shard.clear_rx(key);
         shard.open(
             key,
             Kind::Stream(Stream {
@@ -76,7 +87,7 @@ pub(super) fn answer<H: Handler>(
             shard.linger(key);
             return;
         }
-        handler.on_open(&mut Ws::new(shard, key));
+        call(shard, handler, key, "on_open", |h, ws| h.on_open(ws));
         return;
     }
     http::write_head(

@@ -15,6 +15,7 @@ impl<H: Handler> Reactor<H> {
         let now_tick = self.shard.wheel.tick(self.shard.now);
         self.shard.wheel.expire(now_tick, expired);
         let idle = !self.shard.cfg.idle_timeout.is_zero();
+        let write_ticks = self.shard.write_ticks();
         for t in expired.drain(..) {
             let token = Token(t);
             if !self.shard.is_live(token) {
@@ -31,6 +32,10 @@ impl<H: Handler> Reactor<H> {
             let head = matches!(conn.kind, Kind::Head);
             let message_late =
                 conn.is_open() && conn.message_deadline().is_some_and(|t| t <= now_tick);
+            // While output waits, its progress decides: stalled past the write timeout closes;
+            // otherwise the timer waits for the write deadline (the idle ping could not leave
+            // ahead of the queue anyway).
+            let write_at = conn.write_deadline(write_ticks);
             let shard = &mut self.shard;
             let handler = &mut self.handler;
             if closing {
@@ -44,6 +49,12 @@ impl<H: Handler> Reactor<H> {
                 // A message begun and never finished (BAD_INPUTS 19, 27).
                 debug!("message timeout");
                 fail(shard, handler, key, 1008, "message timeout");
+            } else if write_at.is_some_and(|w| w <= now_tick) {
+                // BAD_INPUTS 65: the peer read nothing for the write timeout.
+                debug!("write timeout");
+                fail(shard, handler, key, 1008, "write timeout");
+            } else if let Some(w) = write_at {
+                shard.arm_tick(key, w);
             } else if let Some(fx) = shard.with_session(key, |s, out| s.on_timeout(idle, out)) {
                 if fx.report.is_some() {
                     debug!("idle or close handshake timeout");

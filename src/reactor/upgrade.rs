@@ -8,6 +8,7 @@ use log::{debug, error, warn};
 
 use super::Reactor;
 use super::head::HeadAt;
+use super::{guard, lifecycle};
 use crate::conn::{Inbound, Kind, PendingUpgrade, WebSocket};
 use crate::deflate::Agreement;
 use crate::deflate::negotiate::{self, Agreed};
@@ -17,7 +18,6 @@ use crate::id::ConnId;
 use crate::proto::session::Session;
 use crate::stats::HandshakeFailure;
 use crate::upgrade::{Accept, Upgrade};
-use crate::ws::Ws;
 
 impl<H: Handler> Reactor<H> {
     /// Asks the handler about a valid upgrade request, then opens the WebSocket, refuses it, or
@@ -69,7 +69,12 @@ impl<H: Handler> Reactor<H> {
         } else {
             None
         };
-        let accept = match handler.on_upgrade(&req) {
+        let answer = guard::catch(shard, key, "on_upgrade", |_| handler.on_upgrade(&req));
+        let Some(answer) = answer else {
+            shard.reject(key, 500, &[], &[], HandshakeFailure::Rejected);
+            return;
+        };
+        let accept = match answer {
             Upgrade::Accept(a) => a,
             Upgrade::Reject {
                 status,
@@ -90,6 +95,7 @@ impl<H: Handler> Reactor<H> {
                     agreed,
                     rest: recv[after..end].to_vec(),
                 }))));
+                shard.count_input(end - after, true);
                 return;
             }
         };
@@ -154,7 +160,10 @@ impl<H: Handler> Reactor<H> {
             return None;
         }
         match conn.rx.take().map(|b| *b) {
-            Some(Inbound::Pending(p)) => Some(p),
+            Some(Inbound::Pending(p)) => {
+                self.shard.count_input(p.rest.len(), false);
+                Some(p)
+            }
             _ => None,
         }
     }
@@ -203,7 +212,15 @@ impl<H: Handler> Reactor<H> {
             };
             debug!("open {id} {:?}", shard.conns[key].socket.peer_addr());
         }
-        self.handler.on_open(&mut Ws::new(&mut self.shard, key));
+        lifecycle::call(
+            &mut self.shard,
+            &mut self.handler,
+            key,
+            "on_open",
+            |h, ws| {
+                h.on_open(ws);
+            },
+        );
     }
 }
 

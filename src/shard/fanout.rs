@@ -247,7 +247,7 @@ impl<D> Shard<D> {
             }
             return;
         }
-        let frame = |i: &u32| -> &[u8] {
+        let frame = |i: &u32| -> &Arc<Vec<u8>> {
             let m = &batch[*i as usize].message;
             match (&m.deflated, take) {
                 (Some(z), Take::Shared) => z,
@@ -265,7 +265,7 @@ impl<D> Shard<D> {
                 let n = rest.len().min(64);
                 let mut frames: [&[u8]; 64] = [&[]; 64];
                 for (f, i) in frames.iter_mut().zip(&rest[..n]) {
-                    *f = frame(i);
+                    *f = frame(i).as_slice();
                 }
                 let written = transport::write(&mut self.conns[key], &frames[..n], &mut self.tally);
                 let (done, skip) = match written {
@@ -282,13 +282,10 @@ impl<D> Shard<D> {
                     rest = &rest[n..];
                     continue;
                 }
-                // The socket is full: the rest of a partly written frame must follow.
-                transport::queue(
-                    &mut self.conns[key],
-                    &[&frames[done][skip..]],
-                    &mut self.pool,
-                    &mut self.tally,
-                );
+                // The socket is full: the rest of a partly written frame must follow (by
+                // reference: the publish's bytes are not copied per subscriber).
+                let partial = frame(&rest[done]).clone();
+                transport::queue_shared(&mut self.conns[key], partial, skip);
                 self.want_write(key);
                 self.deliveries += done as u64 + 1;
                 self.stats.messages_sent += done as u64 + 1;
@@ -296,14 +293,14 @@ impl<D> Shard<D> {
                 break;
             }
         }
-        // Behind unsent bytes: each whole frame, within the backpressure limit.
+        // Behind unsent bytes: each whole frame, within the backpressure limit, by reference.
         for i in rest {
             let f = frame(i);
             if self.over_limit(key, f.len()).is_some() {
                 *self.dropped.entry(key).or_default() += 1;
                 continue;
             }
-            transport::queue(&mut self.conns[key], &[f], &mut self.pool, &mut self.tally);
+            transport::queue_shared(&mut self.conns[key], f.clone(), 0);
             self.deliveries += 1;
             self.stats.messages_sent += 1;
         }

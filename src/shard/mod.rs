@@ -8,11 +8,13 @@
 //! - [`fanout`]: pub/sub delivery.
 
 mod fanout;
+mod pending;
 mod reply;
 mod send;
 
 use std::io::{self, Write};
 use std::net::Shutdown;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::debug;
@@ -20,6 +22,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry};
 use slab::Slab;
 
+use pending::IpKey;
 pub(crate) use reply::Reply;
 pub(crate) use send::Out;
 
@@ -57,7 +60,8 @@ pub(crate) struct Shard<D> {
     pub(crate) now: Instant,
     registry: Registry,
     next_generation: u32,
-    pending_handshakes: usize,
+    /// Handshakes in flight, in all and per address.
+    pending: pending::Pending,
     /// Died this iteration; slots freed at its end.
     pub(crate) dead: Vec<usize>,
     /// Connections to fail once the callback batch is over: a write failed (code 1006), the
@@ -100,6 +104,12 @@ pub(crate) struct Shard<D> {
     /// For each topic some other reactor has subscribers of: those reactors, a bit each (told
     /// by them through the mailbox), so that a publish goes only where it is wanted.
     pub(crate) interest: HashMap<Box<str>, u64>,
+    /// Bytes held in connections' input state (`Inbound::buffered`), summed: every change of a
+    /// connection's `rx` adjusts it.
+    pub(crate) input_buffered: u64,
+    /// Inflate budget of connections that spent some recently: bytes left, and when counted
+    /// (a token bucket; a connection whose bucket is full has no entry).
+    inflate_left: HashMap<usize, (u64, Instant)>,
     /// Today's `Date` header value and the second it was made for.
     date: ([u8; 29], u64),
 }
@@ -125,7 +135,7 @@ impl<D> Shard<D> {
             now,
             registry,
             next_generation: 1,
-            pending_handshakes: 0,
+            pending: pending::Pending::default(),
             dead: Vec::new(),
             broken: Vec::new(),
             drained: Vec::new(),
@@ -148,6 +158,8 @@ impl<D> Shard<D> {
             reply: Reply::new(),
             interest: HashMap::new(),
             date: ([0; 29], u64::MAX),
+            input_buffered: 0,
+            inflate_left: HashMap::new(),
             cfg,
         }
     }
@@ -178,6 +190,7 @@ impl<D> Shard<D> {
         s.subscriptions = self.topics.subscriptions() as u64;
         s.compressions = self.streams.compressions;
         s.publishes = self.published;
+        s.buffered_bytes = self.tally.queued + self.input_buffered;
         self.bus.board().post(self.reactor, &self.stats);
     }
 
@@ -198,6 +211,49 @@ impl<D> Shard<D> {
         }
     }
 
+    /// Charges `n` inflated bytes to connection `key`'s budget (`Config::max_inflate_rate` per
+    /// second, a burst of `max_message`); false when it has not that many left (BAD_INPUTS 49).
+    pub(crate) fn charge_inflate(&mut self, key: usize, n: usize) -> bool {
+        let rate = self.cfg.max_inflate_rate;
+        if rate == 0 {
+            return true;
+        }
+        let burst = rate.max(self.cfg.max_message);
+        let (left, at) = self
+            .inflate_left
+            .get(&key)
+            .copied()
+            .unwrap_or((burst, self.now));
+        let earned = self.now.saturating_duration_since(at).as_secs_f64() * rate as f64;
+        let left = (left as f64 + earned).min(burst as f64) as u64;
+        let Some(left) = left.checked_sub(n as u64) else {
+            self.inflate_left.remove(&key);
+            return false;
+        };
+        if left >= burst {
+            self.inflate_left.remove(&key);
+        } else {
+            self.inflate_left.insert(key, (left, self.now));
+        }
+        true
+    }
+
+    /// Drops connection `key`'s input state, and its bytes from the count.
+    pub(crate) fn clear_rx(&mut self, key: usize) {
+        if let Some(rx) = self.conns[key].rx.take() {
+            self.input_buffered = self.input_buffered.saturating_sub(rx.buffered() as u64);
+        }
+    }
+
+    /// Counts `n` more bytes held in input state (`added`) or fewer.
+    pub(crate) fn count_input(&mut self, n: usize, added: bool) {
+        if added {
+            self.input_buffered += n as u64;
+        } else {
+            self.input_buffered = self.input_buffered.saturating_sub(n as u64);
+        }
+    }
+
     /// Whether `token` names a connection that is still there.
     pub(crate) fn is_live(&self, token: Token) -> bool {
         self.conns
@@ -215,12 +271,24 @@ impl<D> Shard<D> {
         Token::new(key, self.conns[key].generation)
     }
 
-    /// Takes a new socket into the slab.
-    pub(crate) fn admit(&mut self, mut socket: TcpStream) {
-        if self.pending_handshakes >= self.cfg.max_pending_handshakes {
+    /// Takes a new socket from `peer` into the slab.
+    pub(crate) fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr) {
+        let ip = IpKey::of(peer.ip());
+        let refuse = if self.pending.count() >= self.cfg.max_pending_handshakes {
             // BAD_INPUTS 10, 57: too many handshakes in flight.
+            Some(503)
+        } else if self.pending.from(ip) as usize >= self.cfg.max_pending_per_ip {
+            // BAD_INPUTS 57: one address may not take the slots of every other.
+            Some(429)
+        } else if self.over_budget(0) {
+            // BAD_INPUTS 53: the process holds its whole memory budget.
+            Some(503)
+        } else {
+            None
+        };
+        if let Some(status) = refuse {
             let mut out = Vec::new();
-            http::write_reject(&mut out, 503, &[]);
+            http::write_reject(&mut out, status, &[]);
             let _ = socket.write(&out);
             self.count_failure(HandshakeFailure::Overload);
             return;
@@ -245,7 +313,7 @@ impl<D> Shard<D> {
         let mut conn = Conn::new(socket, generation);
         conn.flags.set_pending(true);
         entry.insert(conn);
-        self.pending_handshakes += 1;
+        self.pending.begin(key, Some(ip));
         let timeout = self.cfg.handshake_timeout;
         self.arm(key, timeout);
     }
@@ -264,7 +332,7 @@ impl<D> Shard<D> {
         conn.kind = kind;
         if conn.flags.pending() {
             conn.flags.set_pending(false);
-            self.pending_handshakes -= 1;
+            self.pending.end(key);
         }
     }
 
@@ -274,7 +342,8 @@ impl<D> Shard<D> {
         let conn = &mut self.conns[key];
         if !conn.flags.pending() {
             conn.flags.set_pending(true);
-            self.pending_handshakes += 1;
+            let ip = conn.socket.peer_addr().ok().map(|a| IpKey::of(a.ip()));
+            self.pending.begin(key, ip);
         }
         let timeout = self.cfg.handshake_timeout;
         self.arm(key, timeout);
@@ -283,10 +352,23 @@ impl<D> Shard<D> {
     /// Sets the connection's deadline `after` from now, or at its message deadline if earlier.
     pub(crate) fn arm(&mut self, key: usize, after: Duration) {
         let mut tick = self.wheel.deadline(self.now, after);
-        if let Some(m) = self.conns[key].message_deadline() {
+        let conn = &self.conns[key];
+        if let Some(m) = conn.message_deadline() {
             tick = tick.min(m);
         }
+        if let Some(w) = conn.write_deadline(self.write_ticks()) {
+            tick = tick.min(w);
+        }
         self.arm_tick(key, tick);
+    }
+
+    /// The write timeout in ticks (0: disabled).
+    pub(crate) fn write_ticks(&self) -> u32 {
+        let t = self.cfg.write_timeout;
+        if t.is_zero() {
+            return 0;
+        }
+        u32::try_from(t.as_millis().div_ceil(crate::timer::TICK.as_millis())).unwrap_or(u32::MAX)
     }
 
     /// Sets the connection's deadline to `tick`. Pushing it later is a store; the wheel finds out
@@ -345,9 +427,8 @@ impl<D> Shard<D> {
             None => {}
             Some(Finish::AfterFlush) => self.linger(key),
             Some(Finish::Drain) => {
-                let conn = &mut self.conns[key];
-                conn.flags.set_drain(true);
-                conn.rx = None;
+                self.conns[key].flags.set_drain(true);
+                self.clear_rx(key);
                 self.flush_cork();
                 self.shutdown_if_flushed(key);
             }
@@ -372,7 +453,7 @@ impl<D> Shard<D> {
         }
         if conn.flags.pending() {
             conn.flags.set_pending(false);
-            self.pending_handshakes -= 1;
+            self.pending.end(key);
         }
         conn.flags.set_dead(true);
         if self.cork_owner == Some(key) {
@@ -384,6 +465,10 @@ impl<D> Shard<D> {
 
     /// Frees the slot of a dead connection and everything it held.
     pub(crate) fn free(&mut self, key: usize) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        self.clear_rx(key);
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
@@ -401,6 +486,7 @@ impl<D> Shard<D> {
         self.topics.remove_conn(key as u32);
         self.announce_emptied();
         self.dropped.remove(&key);
+        self.inflate_left.remove(&key);
         transport::discard(&mut conn, &mut self.pool, &mut self.tally);
         // Dropping the socket closes it, which also removes it from epoll.
     }
@@ -424,9 +510,8 @@ impl<D> Shard<D> {
 
     /// Closes TCP once unsent bytes have left (under the close timeout).
     pub(crate) fn linger(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        conn.flags.set_linger(true);
-        conn.rx = None;
+        self.conns[key].flags.set_linger(true);
+        self.clear_rx(key);
         self.flush_cork();
         if self.conns[key].buffered() == 0 {
             self.kill(key);
@@ -450,6 +535,7 @@ impl<D> Shard<D> {
         self.conns.shrink_to_fit();
         self.wheel.shrink();
         self.topics.shrink();
+        self.pending.shrink();
         self.pool.clear();
     }
 }

@@ -189,11 +189,15 @@ impl<D> Shard<D> {
         }
     }
 
-    /// Applies the backpressure limit before queueing `extra` more bytes; Some(status) when the
-    /// message must not be queued.
+    /// Applies the backpressure limit before `extra` more bytes are sent: the connection's
+    /// `max_backpressure` (the message itself included, whatever is queued), and, when it would
+    /// be queued behind unsent bytes, the process's memory budget. Some(status) when the message
+    /// must not go.
     pub(super) fn over_limit(&mut self, key: usize, extra: usize) -> Option<SendStatus> {
         let queued = self.conns[key].buffered();
-        if queued == 0 || queued + extra <= self.cfg.max_backpressure {
+        let over =
+            queued + extra > self.cfg.max_backpressure || (queued > 0 && self.over_budget(extra));
+        if !over {
             return None;
         }
         self.stats.messages_dropped += 1;
@@ -204,6 +208,13 @@ impl<D> Shard<D> {
                 SendStatus::Dropped
             }
         })
+    }
+
+    /// Whether buffering `extra` more bytes would pass the process's memory budget. Reads every
+    /// reactor's posted figure: called only when something is about to be buffered.
+    pub(crate) fn over_budget(&self, extra: usize) -> bool {
+        let total = self.bus.board().buffered_total();
+        total.saturating_add(extra as u64) > self.cfg.memory_budget as u64
     }
 
     /// Queues bytes for connection `key`: behind its unsent bytes if there are some, else into
@@ -274,11 +285,22 @@ impl<D> Shard<D> {
 
     /// Asks for writable readiness while unsent bytes wait.
     pub(super) fn want_write(&mut self, key: usize) {
+        let write_ticks = self.write_ticks();
         let conn = &mut self.conns[key];
         if conn.flags.want_write() {
             return;
         }
         conn.flags.set_want_write(true);
+        // The write timeout starts now (BAD_INPUTS 65).
+        let now = self.wheel.tick(self.now);
+        if let Some(tx) = conn.tx.as_deref_mut() {
+            tx.since = now;
+        }
+        if let Some(w) = conn.write_deadline(write_ticks)
+            && (!conn.flags.in_wheel() || w < conn.deadline)
+        {
+            self.arm_tick(key, w);
+        }
         if let Err(e) = self.reregister(key, Interest::READABLE | Interest::WRITABLE) {
             debug!("reregister: {e}");
             self.broken.push((key, close::ABNORMAL, "write failed"));
@@ -299,7 +321,15 @@ impl<D> Shard<D> {
             if conn.tx.is_none() {
                 return;
             }
-            match transport::flush(conn, pool, tally) {
+            let sent = tally.sent;
+            let flushed = transport::flush(conn, pool, tally);
+            if tally.sent > sent
+                && let Some(tx) = conn.tx.as_deref_mut()
+            {
+                // Progress: the write timeout starts over.
+                tx.since = self.wheel.tick(self.now);
+            }
+            match flushed {
                 Ok(false) => return,
                 Ok(true) => {}
                 Err(e) => {
@@ -331,6 +361,10 @@ impl<D> Shard<D> {
         } else if conn.flags.drain() {
             self.shutdown_if_flushed(key);
         } else if conn.is_open() {
+            if conn.ws().is_some() && !self.cfg.idle_timeout.is_zero() {
+                // The write deadline no longer applies: back to the idle clock.
+                self.arm_timer(key, crate::proto::session::Timer::Idle);
+            }
             self.drained.push(key);
         }
     }

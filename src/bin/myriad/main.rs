@@ -72,6 +72,29 @@ struct Serve {
     /// Answer the HTTP endpoints on this address instead of the WebSocket port.
     #[arg(long, value_parser = parse_addr)]
     admin_listen: Option<SocketAddr>,
+    /// Share the port with other processes that ask for it too (SO_REUSEPORT across processes,
+    /// for scale runs); without it a port another process serves is an error.
+    #[arg(long)]
+    reuse_port: bool,
+    /// Output that makes no progress for this long closes the connection (1008), seconds
+    /// (0 disables).
+    #[arg(long, default_value_t = 30.0)]
+    write_timeout: f64,
+    /// Bytes of buffered input and output the process may hold (default: a quarter of memory).
+    #[arg(long)]
+    memory_budget: Option<usize>,
+    /// Inflated bytes per second one connection may cost (permessage-deflate; 0 disables).
+    #[arg(long, default_value_t = 64 << 20)]
+    max_inflate_rate: u64,
+    /// Pending handshakes per client address (IPv4, IPv6 /64) and reactor; past it: 429.
+    #[arg(long, default_value_t = 1024)]
+    max_pending_per_ip: usize,
+    /// Topics one connection may subscribe to.
+    #[arg(long, default_value_t = 1024)]
+    max_topics_per_connection: usize,
+    /// Abort the process when a handler panics (default: close that connection, log, go on).
+    #[arg(long)]
+    abort_on_panic: bool,
     /// Largest plain HTTP request body, bytes (over it: 413).
     #[arg(long, default_value_t = 64 << 10)]
     max_body: usize,
@@ -90,8 +113,8 @@ struct Serve {
     /// Largest HTTP request head, bytes.
     #[arg(long, default_value_t = 8 << 10)]
     max_head_bytes: usize,
-    /// Most unsent bytes per connection.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Most unsent bytes per connection, the message being sent included.
+    #[arg(long, default_value_t = 17 << 20)]
     max_backpressure: usize,
     /// Over max-backpressure: drop the message, or close with this code (1008 policy
     /// violation, or 1013 try again later).
@@ -152,6 +175,12 @@ fn main() -> ExitCode {
         .max_fragments(args.max_fragments)
         .max_head_bytes(args.max_head_bytes)
         .max_body(args.max_body)
+        .reuse_port(args.reuse_port)
+        .write_timeout(secs(args.write_timeout))
+        .max_inflate_rate(args.max_inflate_rate)
+        .max_pending_per_ip(args.max_pending_per_ip)
+        .max_topics_per_connection(args.max_topics_per_connection)
+        .abort_on_panic(args.abort_on_panic)
         .max_backpressure(args.max_backpressure)
         .handshake_timeout(secs(args.handshake_timeout))
         .idle_timeout(secs(args.idle_timeout))
@@ -174,6 +203,9 @@ fn main() -> ExitCode {
         .compress_threshold(args.compress_threshold);
     if let Some(w) = args.workers {
         cfg = cfg.workers(w);
+    }
+    if let Some(b) = args.memory_budget {
+        cfg = cfg.memory_budget(b);
     }
     if let Some(code) = args.backpressure_close {
         cfg = cfg.backpressure_policy(BackpressurePolicy::Close(code));

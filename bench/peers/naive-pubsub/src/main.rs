@@ -149,6 +149,7 @@ fn main() -> ExitCode {
         .listen(listen)
         .workers(workers)
         .max_pending_handshakes(20_000)
+        .max_pending_per_ip(20_000)
         .deflate(DeflateConfig {
             enabled: deflate,
             ..DeflateConfig::default()
