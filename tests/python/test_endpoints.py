@@ -7,6 +7,7 @@
 - /healthz and /readyz answer 200 while serving; /readyz answers 503 during a graceful shutdown
   (asked on `--admin-listen`'s port, which outlives the WebSocket port's listener).
 - /stats.json has the same totals; /dashboard is a page that names the `connections` element.
+- A second SIGTERM during the graceful shutdown ends the process at once (issue 11).
 
 Every wait is bounded. Prints `python-endpoints: N passed, M failed` last.
 Environment: MYRIAD_BIN (default target/release/myriad), PROMTOOL (default: promtool).
@@ -209,10 +210,34 @@ def test_readyz_is_503_while_shutting_down():
         stop(proc)
 
 
+def test_a_second_signal_forces_the_exit():
+    """SIGTERM starts the graceful shutdown; a second one during it ends the process at once
+    (issue 11: before, the second was ignored until the shutdown deadline)."""
+    proc, port = start("--shutdown-timeout", "30")
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        check(s.recv(4096).startswith(b"HTTP/1.1 101"), "upgraded")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        check(proc.poll() is None, "still shutting down after the first signal")
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(5)
+        check(time.time() - t0 < 2, "exit took %.1f s" % (time.time() - t0))
+        check(code == 128 + signal.SIGTERM, "exit status %r" % code)
+        s.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 TESTS = [
     test_metrics_are_valid_and_count_the_workload,
     test_health_readiness_and_dashboard,
     test_readyz_is_503_while_shutting_down,
+    test_a_second_signal_forces_the_exit,
 ]
 
 
