@@ -20,9 +20,9 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use myriad::proto::decoder::{Decoder, Event};
 use myriad::proto::frame::{self, MAX_HEADER, OpCode};
-use myriad::proto::{Limits, Role};
 use myriad::proto::handshake;
 use myriad::proto::mask::Kernel;
+use myriad::proto::{Limits, Role};
 use slab::Slab;
 
 #[derive(Parser)]
@@ -42,6 +42,25 @@ enum Mode {
     /// the first also publishes at a fixed rate; counts deliveries, gaps and publish-to-delivery
     /// latency.
     Fanout(FanoutArgs),
+    /// Churn: keeps about `connections` open; each lives `lifetime-ms` (subscribing to the
+    /// fan-out topic with `--subscribe`, for `--mode pubsub`), then closes, and a new one takes its
+    /// place, for `duration` seconds. For soak runs (scripts/soak.sh).
+    Churn(ChurnArgs),
+}
+
+#[derive(Args)]
+struct ChurnArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Seconds to churn.
+    #[arg(short = 'd', long, default_value_t = 60.0)]
+    duration: f64,
+    /// How long each connection stays open once upgraded, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    lifetime_ms: u64,
+    /// Subscribe each connection to the fan-out topic (`myriad serve --mode pubsub`).
+    #[arg(long)]
+    subscribe: bool,
 }
 
 #[derive(Args)]
@@ -178,6 +197,8 @@ struct Conn {
     out: Vec<u8>,
     /// Fan-out: the next sequence number expected.
     next_seq: u64,
+    /// When it opened (churn mode closes it a lifetime later).
+    born: Instant,
 }
 
 #[derive(Default)]
@@ -277,6 +298,8 @@ struct Run {
     measuring: bool,
     scratch: Vec<u8>,
     frame_buf: Vec<u8>,
+    /// Churn mode: subscribe each connection on open.
+    churn_subscribe: bool,
 }
 
 fn token(key: usize) -> Token {
@@ -312,6 +335,7 @@ impl Run {
                     in_flight: VecDeque::new(),
                     out: Vec::new(),
                     next_seq: 0,
+                    born: Instant::now(),
                 });
             }
             Err(e) => {
@@ -483,6 +507,14 @@ impl Run {
     }
 
     fn after_open(&mut self, key: usize) {
+        if let Some(c) = self.conns.get_mut(key) {
+            c.born = Instant::now();
+        }
+        if self.churn_subscribe {
+            self.send_frame(key, OpCode::Text, false, br#"{"op":"sub","topic":"bench"}"#);
+            self.flush(key);
+            return;
+        }
         if let Some(f) = self.fanout.as_mut() {
             f.publisher.get_or_insert(key);
             self.send_frame(key, OpCode::Text, false, br#"{"op":"sub","topic":"bench"}"#);
@@ -548,7 +580,8 @@ impl Run {
                     }
                     Event::Compressed { data, .. } if fanout_mode => {
                         inflated.clear();
-                        let inf = inflater.get_or_insert_with(myriad::proto::deflate::Inflater::new);
+                        let inf =
+                            inflater.get_or_insert_with(myriad::proto::deflate::Inflater::new);
                         if inf.inflate(&[data], None, 1 << 24, &mut inflated).is_ok() {
                             fanout_event(&inflated, &mut fan_acks, &mut fan_seqs);
                         } else {
@@ -682,7 +715,12 @@ fn main() {
     let cli = Cli::parse();
     let mut fanout: Option<Fanout> = None;
     let mut publish_rate = 0u64;
+    let mut churn: Option<(Duration, bool)> = None;
     let (common, echo, hold_secs, duration) = match cli.mode {
+        Mode::Churn(a) => {
+            churn = Some((Duration::from_millis(a.lifetime_ms), a.subscribe));
+            (a.common, None, a.duration, 0.0)
+        }
         Mode::Echo(a) => (
             a.common,
             Some((a.size, a.pipeline.max(1), a.text)),
@@ -749,7 +787,9 @@ fn main() {
         measuring: false,
         scratch: vec![0u8; 256 << 10],
         frame_buf: Vec::new(),
+        churn_subscribe: churn.is_some_and(|c| c.1),
     };
+    let mut churned = 0u64;
     let _ = &run.frame_buf;
     let mut events = Events::with_capacity(4096);
     let t0 = Instant::now();
@@ -763,8 +803,41 @@ fn main() {
     let mut next_tick = t0;
     loop {
         let now = Instant::now();
+        // Churn: connections past their lifetime close, and new ones take their places.
+        if let Some((lifetime, _)) = churn
+            && now >= next_tick
+        {
+            let old: Vec<usize> = run
+                .conns
+                .iter()
+                .filter(|(_, c)| c.state == State::Open && now.duration_since(c.born) >= lifetime)
+                .map(|(k, _)| k)
+                .collect();
+            for k in old {
+                if let Some(mut c) = run.conns.try_remove(k) {
+                    let _ = run.poll.registry().deregister(&mut c.stream);
+                    churned += 1;
+                }
+            }
+            if now.duration_since(t0).as_secs_f64() >= hold_secs {
+                break;
+            }
+        }
         // Ramp: at most `rate` per second, at most `in_flight` handshaking.
-        if started < common.connections && now >= next_tick {
+        if churn.is_some() && now >= next_tick {
+            // Keep about `connections` open or opening.
+            let room = common
+                .connections
+                .saturating_sub(run.conns.len())
+                .min(per_tick)
+                .min(common.in_flight);
+            for _ in 0..room {
+                let src = sources[src_i % sources.len()];
+                src_i += 1;
+                run.open(src);
+            }
+            next_tick = now + Duration::from_millis(10);
+        } else if started < common.connections && now >= next_tick {
             let handshaking =
                 started - (run.stats.opened as usize + run.stats.failed as usize).min(started);
             let room = common.in_flight.saturating_sub(handshaking).min(per_tick);
@@ -817,10 +890,10 @@ fn main() {
             && run.fanout.is_some()
             && let Some((start, _)) = measure_start
         {
-            let (done, window, complete, publisher) = run
-                .fanout
-                .as_ref()
-                .map_or((0, 0, 0, None), |f| (f.published, f.window, f.complete, f.publisher));
+            let (done, window, complete, publisher) =
+                run.fanout.as_ref().map_or((0, 0, 0, None), |f| {
+                    (f.published, f.window, f.complete, f.publisher)
+                });
             let due = if window > 0 {
                 complete + window
             } else {
@@ -875,6 +948,17 @@ fn main() {
     }
     let end = Instant::now();
     let mut published = 0;
+    if churn.is_some() {
+        println!(
+            "{{\"mode\":\"churn\",\"opened\":{},\"closed_by_us\":{churned},\"failed\":{},\"closed_by_server\":{},\"errors\":{},\"seconds\":{:.1}}}",
+            run.stats.opened,
+            run.stats.failed,
+            run.stats.closed_by_server,
+            run.stats.errors,
+            end.duration_since(t0).as_secs_f64()
+        );
+        return;
+    }
     let (mode, secs) = match (echo, measure_start) {
         (Some(_), Some((t, _))) => ("echo", end.duration_since(t).as_secs_f64()),
         (None, Some((t, _))) if run.fanout.is_some() => {

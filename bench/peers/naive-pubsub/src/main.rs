@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use myriad::DeflateConfig;
-use myriad::{ConnId, Config, Handler, Message, Request, Server, Upgrade, Ws};
+use myriad::{Config, ConnId, Handler, Message, Request, Server, Upgrade, Ws};
 use simd_json::prelude::*;
 
 /// Subscribers by topic, shared by the reactors (a lock: this is the naive version).
