@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::stats::ReactorStats;
 
 /// Fields of [`ReactorStats`] as one flat row of numbers.
-const WIDTH: usize = 17 + 18 + 6 + 8;
+const WIDTH: usize = 18 + 18 + 7 + 8;
 
 /// One reactor's slot.
 #[repr(align(128))]
@@ -43,9 +43,10 @@ fn flatten(s: &ReactorStats) -> [u64; WIDTH] {
     ];
     v[..16].copy_from_slice(&head);
     v[16] = s.inflate_limited;
-    v[17..35].copy_from_slice(&s.closed);
-    v[35..41].copy_from_slice(&s.handshake_failures);
-    v[41..49].copy_from_slice(&s.loop_buckets);
+    v[17] = s.tls_handshakes;
+    v[18..36].copy_from_slice(&s.closed);
+    v[36..43].copy_from_slice(&s.handshake_failures);
+    v[43..51].copy_from_slice(&s.loop_buckets);
     v
 }
 
@@ -68,11 +69,12 @@ fn unflatten(v: &[u64; WIDTH]) -> ReactorStats {
         loop_nanos: v[14],
         buffered_bytes: v[15],
         inflate_limited: v[16],
+        tls_handshakes: v[17],
         ..ReactorStats::default()
     };
-    s.closed.copy_from_slice(&v[17..35]);
-    s.handshake_failures.copy_from_slice(&v[35..41]);
-    s.loop_buckets.copy_from_slice(&v[41..49]);
+    s.closed.copy_from_slice(&v[18..36]);
+    s.handshake_failures.copy_from_slice(&v[36..43]);
+    s.loop_buckets.copy_from_slice(&v[43..51]);
     s
 }
 
@@ -150,7 +152,8 @@ mod tests {
             ..ReactorStats::default()
         };
         s.closed[4] = 5;
-        s.handshake_failures[2] = 6;
+        s.handshake_failures[6] = 6;
+        s.tls_handshakes = 3;
         s.loop_buckets[7] = 8;
         b.post(1, &s);
         assert_eq!(b.read(1), s);

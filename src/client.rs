@@ -30,9 +30,32 @@ pub enum Received {
     Close(u16, String),
 }
 
-/// A blocking WebSocket client connection.
-pub struct Client {
-    stream: TcpStream,
+/// What a client runs over: a TCP stream, or a TLS stream over one (feature `tls`).
+pub trait Socket: Read + Write {
+    /// Shuts both directions of the TCP connection (best effort).
+    fn shutdown_both(&self);
+}
+
+impl Socket for TcpStream {
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// A client TLS stream (rustls) over TCP, for `wss://`.
+#[cfg(feature = "tls")]
+pub type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+#[cfg(feature = "tls")]
+impl Socket for TlsStream {
+    fn shutdown_both(&self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// A blocking WebSocket client connection, over TCP or (with [`TlsStream`]) TLS.
+pub struct Client<S: Socket = TcpStream> {
+    stream: S,
     decoder: Decoder,
     queue: VecDeque<Received>,
     limits: Limits,
@@ -62,20 +85,45 @@ impl Client {
     /// As [`Client::connect`].
     pub fn connect_with(addr: SocketAddr, path: &str, protocols: &[&str]) -> io::Result<Client> {
         let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
         Client::handshake(stream, &addr.to_string(), path, protocols)
     }
+}
 
-    /// Upgrades an already connected stream.
+#[cfg(feature = "tls")]
+impl Client<TlsStream> {
+    /// Connects and upgrades `wss://addr/path`, verifying the server's certificate for
+    /// `server_name` with `config`.
+    ///
+    /// # Errors
+    /// As [`Client::connect`], plus TLS errors (as `InvalidData`).
+    pub fn connect_tls(
+        addr: SocketAddr,
+        server_name: &str,
+        path: &str,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> io::Result<Client<TlsStream>> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| invalid(format!("server name: {e}")))?;
+        let conn = rustls::ClientConnection::new(config, name)
+            .map_err(|e| invalid(format!("TLS: {e}")))?;
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_nodelay(true)?;
+        Client::handshake(rustls::StreamOwned::new(conn, tcp), server_name, path, &[])
+    }
+}
+
+impl<S: Socket> Client<S> {
+    /// Upgrades an already connected stream (TCP, or TLS over TCP).
     ///
     /// # Errors
     /// As [`Client::connect`].
     pub fn handshake(
-        mut stream: TcpStream,
+        mut stream: S,
         host: &str,
         path: &str,
         protocols: &[&str],
-    ) -> io::Result<Client> {
-        stream.set_nodelay(true)?;
+    ) -> io::Result<Client<S>> {
         let mut raw = [0u8; 16];
         crate::sys::random_bytes(&mut raw)?;
         let key = handshake::encode_key(raw);
@@ -133,9 +181,14 @@ impl Client {
         self.protocol.as_deref()
     }
 
-    /// The socket (for timeouts and shutdown).
-    pub fn stream(&self) -> &TcpStream {
+    /// The stream (for timeouts and shutdown).
+    pub fn stream(&self) -> &S {
         &self.stream
+    }
+
+    /// The stream, mutably (to write raw bytes around the codec).
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
     }
 
     fn next_key(&mut self) -> io::Result<[u8; 4]> {
@@ -224,7 +277,7 @@ impl Client {
             let mut p = e.close_code().to_be_bytes().to_vec();
             p.extend_from_slice(e.reason().as_bytes());
             let _ = self.send_frame(true, OpCode::Close, &p);
-            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+            self.stream.shutdown_both();
             return Err(invalid(format!("protocol error from server: {e}")));
         }
         Ok(())

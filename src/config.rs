@@ -124,6 +124,11 @@ pub struct Config {
     pub compress_threshold: usize,
     /// zlib compression level 0-9 for sent messages. Default 6.
     pub compression_level: u32,
+    /// Serve TLS (wss, https) on `listen` with these certificates. Default `None`: plain TCP.
+    /// A client that speaks plain HTTP to a TLS port gets a plain 400 saying so. Needs a
+    /// `recv_buffer` of at least 64 KiB (a record is up to 18 KiB).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for Config {
@@ -163,6 +168,8 @@ impl Default for Config {
             deflate: DeflateConfig::default(),
             compress_threshold: 64,
             compression_level: 6,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -254,6 +261,14 @@ setters! {
 }
 
 impl Config {
+    /// Sets `tls`: serve TLS with these certificates.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Config {
+        self.tls = Some(tls);
+        self
+    }
+
     /// What the frame decoder accepts from clients, from these settings.
     pub(crate) fn limits(&self) -> Limits {
         Limits {
@@ -281,6 +296,15 @@ impl Config {
         }
         if self.read_budget == 0 {
             return Err("read_budget must be positive".into());
+        }
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            if self.recv_buffer < 64 << 10 {
+                return Err("recv_buffer must be at least 64 KiB with TLS".into());
+            }
+            if t.max_handshakes == 0 {
+                return Err("tls.max_handshakes must be at least 1".into());
+            }
         }
         if self.compression_level > 9 {
             return Err("compression_level must be 0 to 9".into());

@@ -22,6 +22,9 @@ pub struct ServerHandle {
     shutdown_timeout: Duration,
     /// zlib level for publishes compressed on this thread.
     level: u32,
+    /// The TLS configuration the reactors read at each accept, when the server speaks TLS.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsState>,
 }
 
 thread_local! {
@@ -35,7 +38,53 @@ impl ServerHandle {
             bus,
             shutdown_timeout,
             level,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// The server's TLS configuration, for the reactors.
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_tls(mut self, tls: crate::tls::TlsState) -> ServerHandle {
+        self.tls = Some(tls);
+        self
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_state(&self) -> Option<&crate::tls::TlsState> {
+        self.tls.as_ref()
+    }
+
+    /// Reads the certificate files again and serves new TLS connections with them (the
+    /// bundled server does this on SIGHUP); open connections keep theirs. On an error (a file
+    /// missing, a key that does not match) nothing changes.
+    ///
+    /// # Errors
+    /// `NotFound`-like errors from the files, `InvalidData` for bad PEM or a mismatched key,
+    /// `Unsupported` when the server does not speak TLS.
+    #[cfg(feature = "tls")]
+    pub fn reload_tls(&self) -> std::io::Result<()> {
+        self.tls_or_err()?.reload(None)
+    }
+
+    /// Serves new TLS connections with `tls` from now on (and reloads it on
+    /// [`ServerHandle::reload_tls`]). Its `max_handshakes` applies from the next start.
+    ///
+    /// # Errors
+    /// As [`ServerHandle::reload_tls`].
+    #[cfg(feature = "tls")]
+    pub fn set_tls(&self, tls: crate::tls::TlsConfig) -> std::io::Result<()> {
+        self.tls_or_err()?.reload(Some(tls))
+    }
+
+    #[cfg(feature = "tls")]
+    fn tls_or_err(&self) -> std::io::Result<&crate::tls::TlsState> {
+        self.tls.as_ref().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the server was started without TLS",
+            )
+        })
     }
 
     /// Sends a message to a connection and waits for its reactor to queue it.

@@ -61,6 +61,8 @@ mod shard;
 mod stats;
 mod sys;
 mod timer;
+#[cfg(feature = "tls")]
+mod tls;
 mod topics;
 mod transport;
 mod upgrade;
@@ -76,6 +78,8 @@ pub use message::{Compress, Fragment, Message, SendStatus};
 pub use response::Response;
 pub use server::{Running, Server};
 pub use stats::{HandshakeFailure, ReactorStats, Stats, write_process_metrics};
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 pub use upgrade::{Accept, Upgrade};
 pub use ws::{Transport, Ws};
 

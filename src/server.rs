@@ -79,6 +79,11 @@ impl<H: Handler> Server<H> {
         let compress_at = cfg.deflate.enabled.then_some(cfg.compress_threshold);
         let (bus, inboxes) = Bus::new(wakers, compress_at, cfg.mailbox_capacity);
         let handle = ServerHandle::new(bus.clone(), cfg.shutdown_timeout, cfg.compression_level);
+        #[cfg(feature = "tls")]
+        let handle = match &cfg.tls {
+            Some(t) => handle.with_tls(crate::tls::TlsState::new(t)?),
+            None => handle,
+        };
         for i in 0..bus.reactors() as u32 {
             bus.board().set_running(i, true);
         }
@@ -152,7 +157,8 @@ impl Running {
 
     /// Serves until the process gets SIGINT or SIGTERM, then shuts down gracefully (1001 to
     /// every connection, then up to `shutdown_timeout` for the close handshakes) and returns the
-    /// signal's number.
+    /// signal's number. SIGHUP reloads the TLS certificates ([`ServerHandle::reload_tls`]) and
+    /// serves on; a reload that fails is logged and the old certificates stay.
     ///
     /// A second signal during the graceful shutdown ends the process at once (exit status
     /// 128 + the signal's number). Reactor threads block both signals from their start, so the
@@ -163,12 +169,18 @@ impl Running {
     /// When the signal mask cannot be set or waited on.
     pub fn run_until_signal(self) -> io::Result<i32> {
         crate::sys::block_shutdown_signals()?;
-        let sig = crate::sys::wait_for_shutdown_signal()?;
+        let sig = loop {
+            match crate::sys::wait_for_shutdown_signal()? {
+                crate::sys::HANGUP => self.reload(),
+                sig => break sig,
+            }
+        };
         self.handle.shutdown();
         // A second signal while the connections close ends the process at once.
         while !self.threads.iter().all(JoinHandle::is_finished) {
             if let Some(again) =
                 crate::sys::wait_shutdown_signal_for(std::time::Duration::from_millis(100))?
+                && again != crate::sys::HANGUP
             {
                 log::warn!("signal {again} during the shutdown: exiting now");
                 std::process::exit(128 + again);
@@ -176,5 +188,19 @@ impl Running {
         }
         self.join();
         Ok(sig)
+    }
+
+    /// SIGHUP: the certificates again, from their files.
+    fn reload(&self) {
+        #[cfg(feature = "tls")]
+        match self.handle.reload_tls() {
+            Ok(()) => log::info!("SIGHUP: TLS certificates reloaded"),
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                log::info!("SIGHUP: no TLS certificates to reload");
+            }
+            Err(e) => log::error!("SIGHUP: TLS reload failed, the old certificates stay: {e}"),
+        }
+        #[cfg(not(feature = "tls"))]
+        log::info!("SIGHUP: nothing to reload");
     }
 }

@@ -29,17 +29,21 @@ pub enum HandshakeFailure {
     Timeout,
     /// Too many handshakes in flight (503), or a pipelining bound passed (429).
     Overload,
+    /// A TLS handshake that failed (bad records, no common parameters, plain HTTP on a TLS
+    /// port), or one over `TlsConfig::max_handshakes`.
+    Tls,
 }
 
 impl HandshakeFailure {
     /// Every reason, in the order of [`ReactorStats::handshake_failures`].
-    pub const ALL: [HandshakeFailure; 6] = [
+    pub const ALL: [HandshakeFailure; 7] = [
         HandshakeFailure::BadRequest,
         HandshakeFailure::TooLarge,
         HandshakeFailure::Origin,
         HandshakeFailure::Rejected,
         HandshakeFailure::Timeout,
         HandshakeFailure::Overload,
+        HandshakeFailure::Tls,
     ];
 
     /// The metric label.
@@ -51,6 +55,7 @@ impl HandshakeFailure {
             HandshakeFailure::Rejected => "rejected",
             HandshakeFailure::Timeout => "timeout",
             HandshakeFailure::Overload => "overload",
+            HandshakeFailure::Tls => "tls",
         }
     }
 
@@ -79,7 +84,7 @@ pub struct ReactorStats {
     /// code below 3000), then `3xxx` and `4xxx`.
     pub closed: [u64; 18],
     /// Refusals by [`HandshakeFailure::ALL`].
-    pub handshake_failures: [u64; 6],
+    pub handshake_failures: [u64; 7],
     /// Plain HTTP requests answered.
     pub http_requests: u64,
     /// Messages received (text and binary, whole).
@@ -111,6 +116,8 @@ pub struct ReactorStats {
     pub buffered_bytes: u64,
     /// Connections closed for inflating faster than `Config::max_inflate_rate`.
     pub inflate_limited: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
     /// Loop iterations by duration: counts per [`LOOP_BUCKETS`] bound, then `+Inf` (not
     /// cumulative).
     pub loop_buckets: [u64; 8],
@@ -161,6 +168,7 @@ impl ReactorStats {
             mailbox_dropped,
             buffered_bytes,
             inflate_limited,
+            tls_handshakes,
             loop_nanos
         );
         for (a, b) in self.closed.iter_mut().zip(other.closed) {
@@ -198,11 +206,11 @@ impl Stats {
     /// `myriad_messages_sent_total`, `myriad_bytes_received_total`, `myriad_bytes_sent_total`,
     /// `myriad_messages_dropped_total`, `myriad_backpressure_bytes`, `myriad_topics`,
     /// `myriad_subscriptions`, `myriad_compressions_total`, `myriad_publishes_total`,
-    /// `myriad_handler_panics_total`, `myriad_reactor_up`, and the histogram
+    /// `myriad_handler_panics_total`, `myriad_tls_handshakes_total`, `myriad_reactor_up`, and the histogram
     /// `myriad_loop_iteration_seconds`.
     pub fn write_prometheus(&self, out: &mut String) {
         type Get = fn(&ReactorStats) -> u64;
-        let simple: [(&str, &str, &str, Get); 17] = [
+        let simple: [(&str, &str, &str, Get); 18] = [
             (
                 "myriad_connections",
                 "gauge",
@@ -298,6 +306,12 @@ impl Stats {
                 "counter",
                 "Connections closed for inflating past the rate limit.",
                 |r| r.inflate_limited,
+            ),
+            (
+                "myriad_tls_handshakes_total",
+                "counter",
+                "TLS handshakes completed.",
+                |r| r.tls_handshakes,
             ),
         ];
         for (name, kind, help, get) in simple {

@@ -88,12 +88,16 @@ fn shutdown_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         set
     }
 }
 
-/// Blocks SIGINT and SIGTERM in the calling thread (and the threads it spawns afterwards), so
-/// that [`wait_for_shutdown_signal`] can take them synchronously.
+/// SIGHUP: reload (the TLS certificates), not stop.
+pub(crate) const HANGUP: i32 = libc::SIGHUP;
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and the threads it spawns
+/// afterwards), so that [`wait_for_shutdown_signal`] can take them synchronously.
 pub fn block_shutdown_signals() -> io::Result<()> {
     let set = shutdown_signals();
     // SAFETY: `set` is an initialised sigset; a null old-set pointer is allowed.
@@ -104,7 +108,8 @@ pub fn block_shutdown_signals() -> io::Result<()> {
     Ok(())
 }
 
-/// Waits until SIGINT or SIGTERM arrives (they must be blocked first); returns the signal.
+/// Waits until SIGINT, SIGTERM or SIGHUP arrives (they must be blocked first); returns the
+/// signal.
 pub fn wait_for_shutdown_signal() -> io::Result<i32> {
     let set = shutdown_signals();
     let mut sig: libc::c_int = 0;
@@ -116,7 +121,7 @@ pub fn wait_for_shutdown_signal() -> io::Result<i32> {
     Ok(sig)
 }
 
-/// Waits up to `timeout` for SIGINT or SIGTERM (blocked beforehand by
+/// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP (blocked beforehand by
 /// [`block_shutdown_signals`]); the signal's number, or `None` when the time passed.
 pub fn wait_shutdown_signal_for(timeout: std::time::Duration) -> io::Result<Option<i32>> {
     let set = shutdown_signals();

@@ -13,7 +13,6 @@ use crate::conn::{BodyRead, Inbound, Kind};
 use crate::handler::Handler;
 use crate::http::{self, Chunked, Framing, HeadLimits, HttpError, MAX_HEADERS};
 use crate::stats::HandshakeFailure;
-use crate::transport;
 
 /// Where a complete head is.
 pub(super) enum HeadAt {
@@ -51,14 +50,9 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn read_head(&mut self, key: usize, drain: bool) {
         loop {
             let Reactor { shard, recv, .. } = self;
-            let conn = &mut shard.conns[key];
-            let n = match transport::recv(conn, &mut recv[..]) {
-                Ok(0) => {
-                    trace!("request: peer closed");
-                    shard.kill(key);
-                    return;
-                }
-                Ok(n) => n,
+            let want = recv.len();
+            let got = match shard.recv(key, recv, want) {
+                Ok(g) => g,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -67,8 +61,20 @@ impl<H: Handler> Reactor<H> {
                     return;
                 }
             };
-            shard.stats.bytes_received += n as u64;
-            self.on_request_bytes(key, 0, n);
+            if got.n > 0 {
+                self.on_request_bytes(key, 0, got.n);
+            }
+            if got.eof {
+                trace!("request: peer closed");
+                // (A request answered in this read still goes out before the socket closes.)
+                if let Some(c) = self.shard.conns.get(key)
+                    && !c.flags.dead()
+                    && matches!(c.kind, Kind::Head)
+                {
+                    self.shard.kill(key);
+                }
+                return;
+            }
             let Some(conn) = self.shard.conns.get(key) else {
                 return;
             };
@@ -78,7 +84,7 @@ impl<H: Handler> Reactor<H> {
             if !matches!(conn.kind, Kind::Head) {
                 // Upgraded (or streaming) with this read: bytes or the EOF may still wait in
                 // the socket, and edge-triggered readiness will not report them again.
-                self.read_rest_later(key, n, drain);
+                self.read_rest_later(key, got.short, drain);
                 return;
             }
         }
@@ -88,8 +94,8 @@ impl<H: Handler> Reactor<H> {
     /// receive buffer (or carried the peer's FIN): frame bytes or the EOF may still wait, so
     /// read them before the next poll as `read_frames` does (BAD_INPUTS 11: pipelined frames
     /// are not lost or stalled).
-    fn read_rest_later(&mut self, key: usize, n: usize, drain: bool) {
-        if n < self.recv.len() && !drain {
+    fn read_rest_later(&mut self, key: usize, short: bool, drain: bool) {
+        if short && !drain {
             return;
         }
         if let Some(conn) = self.shard.conns.get_mut(key)

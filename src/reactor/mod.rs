@@ -243,12 +243,13 @@ impl<H: Handler> Reactor<H> {
                 handler,
                 ..
             } = self;
-            match crate::transport::recv(&mut shard.conns[key], &mut recv[..]) {
-                Ok(0) => {
+            let want = recv.len();
+            match shard.recv(key, recv, want) {
+                Ok(got) if got.eof => {
                     lifecycle::end(shard, handler, key, "client went away");
                     return;
                 }
-                Ok(n) => shard.stats.bytes_received += n as u64,
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => {

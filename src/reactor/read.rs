@@ -14,7 +14,6 @@ use crate::handler::Handler;
 use crate::message::Message;
 use crate::proto::decoder::{Decoder, Event};
 use crate::shard::Shard;
-use crate::transport;
 
 impl<H: Handler> Reactor<H> {
     /// Reads frames, up to the per-event budget. `drain`: read until the socket says WouldBlock
@@ -29,14 +28,9 @@ impl<H: Handler> Reactor<H> {
                 handler,
                 ..
             } = self;
-            let conn = &mut shard.conns[key];
             let want = recv.len().min(budget);
-            let n = match transport::recv(conn, &mut recv[..want]) {
-                Ok(0) => {
-                    end(shard, handler, key, "connection closed without Close");
-                    return;
-                }
-                Ok(n) => n,
+            let got = match shard.recv(key, recv, want) {
+                Ok(g) => g,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -45,13 +39,17 @@ impl<H: Handler> Reactor<H> {
                     return;
                 }
             };
-            budget = budget.saturating_sub(n);
-            shard.stats.bytes_received += n as u64;
-            shard.touch(key);
+            budget = budget.saturating_sub(got.wire);
+            if got.wire > 0 {
+                shard.touch(key);
+            }
             let conn = &shard.conns[key];
             // Closed at the WebSocket level, or closing TCP: what comes now is discarded.
-            if !conn.flags.closing() && conn.session().is_some_and(|s| s.reads_frames()) {
-                self.decode(key, 0, n);
+            if got.n > 0
+                && !conn.flags.closing()
+                && conn.session().is_some_and(|s| s.reads_frames())
+            {
+                self.decode(key, 0, got.n);
                 self.shard.flush_cork();
             }
             let Some(conn) = self.shard.conns.get_mut(key) else {
@@ -60,7 +58,16 @@ impl<H: Handler> Reactor<H> {
             if conn.flags.dead() {
                 return;
             }
-            if n < want && !drain {
+            if got.eof {
+                end(
+                    &mut self.shard,
+                    &mut self.handler,
+                    key,
+                    "connection closed without Close",
+                );
+                return;
+            }
+            if got.short && !drain {
                 // A short read emptied the socket; new bytes raise a new edge. (Not so for a FIN
                 // that came with them: with `drain` the next read returns 0 or WouldBlock.)
                 return;

@@ -35,7 +35,7 @@ impl<H: Handler> Reactor<H> {
     fn reclaim(&mut self) {
         let shard = &mut self.shard;
         let cap = shard.conns.capacity();
-        let buffered = shard.tally.queued + shard.input_buffered;
+        let buffered = shard.wire.tally.queued + shard.input_buffered;
         self.buffered_peak = self.buffered_peak.max(buffered);
         let drained = self.buffered_peak >= 16 << 20 && buffered * 4 < self.buffered_peak;
         self.reclaim_due = (cap >= 4096 && shard.conns.len() * 4 <= cap) || drained;

@@ -42,7 +42,7 @@ use crate::proto::session::{Effects, Finish, Report, Session, Timer};
 use crate::stats::{HandshakeFailure, ReactorStats};
 use crate::timer::Wheel;
 use crate::topics::Topics;
-use crate::transport::{self, Tally};
+use crate::transport::{self, Got, Wire};
 
 /// One reactor's connections and everything they share.
 pub(crate) struct Shard<D> {
@@ -52,7 +52,8 @@ pub(crate) struct Shard<D> {
     pub(crate) limits: Limits,
     pub(crate) reactor: u32,
     pub(crate) kernel: Kernel,
-    pub(crate) pool: Pool,
+    /// The byte seam's per-reactor state: chunk pool, counts, TLS.
+    pub(crate) wire: Wire,
     /// Output of one connection corked during a callback batch, written in one syscall.
     cork: Vec<u8>,
     cork_owner: Option<usize>,
@@ -95,8 +96,6 @@ pub(crate) struct Shard<D> {
     pub(crate) deliveries: u64,
     /// This reactor's counts, posted to the board once per loop iteration.
     pub(crate) stats: ReactorStats,
-    /// Bytes through the send side of the seam.
-    pub(crate) tally: Tally,
     /// Publishes that did not reach a connection since the last report: `on_dropped` owed.
     pub(crate) dropped: HashMap<usize, u64>,
     /// The answer to the plain request being handled.
@@ -123,12 +122,18 @@ impl<D> Shard<D> {
     ) -> Shard<D> {
         let bus = handle.bus().clone();
         let now = Instant::now();
+        #[allow(unused_mut)]
+        let mut wire = Wire::new(Pool::new(256));
+        #[cfg(feature = "tls")]
+        if let Some(state) = handle.tls_state() {
+            wire.tls = Some(crate::tls::Layer::new(state.clone(), cfg.recv_buffer));
+        }
         Shard {
             conns: Slab::new(),
             limits: cfg.limits(),
             reactor,
             kernel: Kernel::detect(),
-            pool: Pool::new(256),
+            wire,
             cork: Vec::with_capacity(send::CORK_CAP),
             cork_owner: None,
             wheel: Wheel::new(now),
@@ -153,7 +158,6 @@ impl<D> Shard<D> {
             published: 0,
             deliveries: 0,
             stats: ReactorStats::default(),
-            tally: Tally::default(),
             dropped: HashMap::new(),
             reply: Reply::new(),
             interest: HashMap::new(),
@@ -184,13 +188,18 @@ impl<D> Shard<D> {
     /// threads.
     pub(crate) fn post_stats(&mut self) {
         let s = &mut self.stats;
-        s.bytes_sent = self.tally.sent;
-        s.backpressure_bytes = self.tally.queued;
+        s.bytes_sent = self.wire.tally.sent;
+        s.backpressure_bytes = self.wire.tally.queued;
         s.topics = self.topics.len() as u64;
         s.subscriptions = self.topics.subscriptions() as u64;
         s.compressions = self.streams.compressions;
         s.publishes = self.published;
-        s.buffered_bytes = self.tally.queued + self.input_buffered;
+        s.buffered_bytes = self.wire.tally.queued + self.input_buffered;
+        #[cfg(feature = "tls")]
+        if let Some(l) = &self.wire.tls {
+            s.tls_handshakes = l.completed;
+            s.handshake_failures[HandshakeFailure::Tls as usize] = l.failed;
+        }
         self.bus.board().post(self.reactor, &self.stats);
     }
 
@@ -254,6 +263,21 @@ impl<D> Shard<D> {
         }
     }
 
+    /// Reads from connection `key` (at most `want` bytes from its socket) into `buf`, through
+    /// the seam: the plaintext, counted; writable interest asked for if a TLS handshake queued
+    /// bytes.
+    ///
+    /// # Errors
+    /// As [`transport::recv`].
+    pub(crate) fn recv(&mut self, key: usize, buf: &mut [u8], want: usize) -> io::Result<Got> {
+        let got = transport::recv(&mut self.conns[key], key, &mut self.wire, buf, want)?;
+        self.stats.bytes_received += got.wire as u64;
+        if got.queued {
+            self.want_write(key);
+        }
+        Ok(got)
+    }
+
     /// Whether `token` names a connection that is still there.
     pub(crate) fn is_live(&self, token: Token) -> bool {
         self.conns
@@ -287,9 +311,12 @@ impl<D> Shard<D> {
             None
         };
         if let Some(status) = refuse {
-            let mut out = Vec::new();
-            http::write_reject(&mut out, status, &[]);
-            let _ = socket.write(&out);
+            if !self.speaks_tls() {
+                // (A TLS client could not read a plain answer: it is just closed.)
+                let mut out = Vec::new();
+                http::write_reject(&mut out, status, &[]);
+                let _ = socket.write(&out);
+            }
             self.count_failure(HandshakeFailure::Overload);
             return;
         }
@@ -308,6 +335,15 @@ impl<D> Shard<D> {
             Interest::READABLE,
         ) {
             debug!("register: {e}");
+            return;
+        }
+        #[cfg(feature = "tls")]
+        if let Some(layer) = self.wire.tls.as_mut()
+            && let Err(e) = layer.admit(key)
+        {
+            // BAD_INPUTS: handshakes cost CPU; past the cap a new connection is closed at once.
+            debug!("reactor {}: TLS: {e}", self.reactor);
+            let _ = self.registry.deregister(&mut socket);
             return;
         }
         let mut conn = Conn::new(socket, generation);
@@ -437,12 +473,29 @@ impl<D> Shard<D> {
         fx.report
     }
 
-    /// Once a draining connection's output has left: shut our write side (RFC 6455 §7.1.1).
+    /// Once a draining connection's output has left: shut our write side (RFC 6455 §7.1.1),
+    /// after our close_notify on a secure connection.
     pub(crate) fn shutdown_if_flushed(&mut self, key: usize) {
         let conn = &mut self.conns[key];
-        if conn.flags.drain() && conn.buffered() == 0 {
-            let _ = conn.socket.shutdown(Shutdown::Write);
+        if !conn.flags.drain() || conn.buffered() > 0 {
+            return;
         }
+        match transport::close_notify(conn, key, &mut self.wire) {
+            Ok(false) => {
+                let _ = conn.socket.shutdown(Shutdown::Write);
+            }
+            // The alert waits for writable readiness; the drain ends here again.
+            Ok(true) => self.want_write(key),
+            Err(_) => self.kill(key),
+        }
+    }
+
+    /// Whether this reactor's connections speak TLS.
+    pub(crate) fn speaks_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.wire.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
     }
 
     /// Marks a connection dead; its slot is freed at the end of the iteration.
@@ -487,7 +540,11 @@ impl<D> Shard<D> {
         self.announce_emptied();
         self.dropped.remove(&key);
         self.inflate_left.remove(&key);
-        transport::discard(&mut conn, &mut self.pool, &mut self.tally);
+        transport::discard(&mut conn, &mut self.wire);
+        #[cfg(feature = "tls")]
+        if let Some(l) = self.wire.tls.as_mut() {
+            l.remove(key);
+        }
         // Dropping the socket closes it, which also removes it from epoll.
     }
 
@@ -513,6 +570,15 @@ impl<D> Shard<D> {
         self.conns[key].flags.set_linger(true);
         self.clear_rx(key);
         self.flush_cork();
+        // A secure connection's TLS stream ends cleanly, after what was sent.
+        match transport::close_notify(&mut self.conns[key], key, &mut self.wire) {
+            Ok(true) => self.want_write(key),
+            Ok(false) => {}
+            Err(_) => {
+                self.kill(key);
+                return;
+            }
+        }
         if self.conns[key].buffered() == 0 {
             self.kill(key);
         } else {
@@ -536,6 +602,10 @@ impl<D> Shard<D> {
         self.wheel.shrink();
         self.topics.shrink();
         self.pending.shrink();
-        self.pool.clear();
+        self.wire.pool.clear();
+        #[cfg(feature = "tls")]
+        if let Some(l) = self.wire.tls.as_mut() {
+            l.shrink();
+        }
     }
 }

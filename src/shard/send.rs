@@ -224,7 +224,7 @@ impl<D> Shard<D> {
         // Queued deliveries were published before this send: they leave first.
         self.flush_batch();
         if self.conns[key].tx.is_some() {
-            transport::queue(&mut self.conns[key], parts, &mut self.pool, &mut self.tally);
+            transport::queue(&mut self.conns[key], key, &mut self.wire, parts);
             return;
         }
         if self.cork_owner != Some(key) {
@@ -250,14 +250,12 @@ impl<D> Shard<D> {
     }
 
     /// Writes `parts` to connection `key` now, queueing what the socket does not take.
-    fn write_now(&mut self, key: usize, parts: &[&[u8]]) {
-        let Shard {
-            conns, pool, tally, ..
-        } = self;
+    pub(super) fn write_now(&mut self, key: usize, parts: &[&[u8]]) {
+        let Shard { conns, wire, .. } = self;
         let Some(conn) = conns.get_mut(key) else {
             return;
         };
-        match transport::send(conn, parts, pool, tally) {
+        match transport::send(conn, key, wire, parts) {
             Ok(false) => {}
             Ok(true) => self.want_write(key),
             Err(e) => {
@@ -314,16 +312,14 @@ impl<D> Shard<D> {
             self.flush_cork();
         }
         loop {
-            let Shard {
-                conns, pool, tally, ..
-            } = self;
+            let Shard { conns, wire, .. } = self;
             let conn = &mut conns[key];
             if conn.tx.is_none() {
                 return;
             }
-            let sent = tally.sent;
-            let flushed = transport::flush(conn, pool, tally);
-            if tally.sent > sent
+            let sent = wire.tally.sent;
+            let flushed = transport::flush(conn, wire);
+            if wire.tally.sent > sent
                 && let Some(tx) = conn.tx.as_deref_mut()
             {
                 // Progress: the write timeout starts over.
@@ -343,16 +339,14 @@ impl<D> Shard<D> {
                 Some((p, n)) => {
                     let mut h = [0u8; MAX_HEADER];
                     let hl = frame::encode(&mut h, true, false, OpCode::Pong, None, u64::from(n));
-                    transport::queue(conn, &[&h[..hl], &p[..usize::from(n)]], pool, tally);
+                    transport::queue(conn, key, wire, &[&h[..hl], &p[..usize::from(n)]]);
                 }
                 None => break,
             }
         }
-        let Shard {
-            conns, pool, tally, ..
-        } = self;
+        let Shard { conns, wire, .. } = self;
         let conn = &mut conns[key];
-        transport::discard(conn, pool, tally);
+        transport::discard(conn, wire);
         conn.flags.set_want_write(false);
         let _ = self.reregister(key, Interest::READABLE);
         let conn = &self.conns[key];

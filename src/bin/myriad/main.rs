@@ -159,6 +159,16 @@ struct Serve {
     /// Allowed Origin values (repeat the flag); default: any.
     #[arg(long = "allow-origin")]
     allow_origin: Vec<String>,
+    /// Serve wss (and https) with this certificate chain (PEM); needs --tls-key. SIGHUP
+    /// reloads both files.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// TLS handshakes in progress per reactor; past it new connections are closed.
+    #[arg(long, default_value_t = 256)]
+    tls_max_handshakes: usize,
 }
 
 fn secs(s: f64) -> Duration {
@@ -213,6 +223,16 @@ fn main() -> ExitCode {
     if !args.allow_origin.is_empty() {
         cfg = cfg.allowed_origins(Some(args.allow_origin));
     }
+    let scheme = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            cfg = cfg.tls(
+                myriad::TlsConfig::from_pem_files(cert, key)
+                    .max_handshakes(args.tls_max_handshakes),
+            );
+            "wss"
+        }
+        _ => "ws",
+    };
     if let Ok(n) = myriad::raise_open_files_limit() {
         info!("open files limit: {n}");
     }
@@ -246,7 +266,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     info!(
-        "myriad serving {what} on ws://{} with {workers} reactor(s){}",
+        "myriad serving {what} on {scheme}://{} with {workers} reactor(s){}",
         running.local_addr(),
         if endpoints && args.admin_listen.is_none() {
             "; /healthz, /readyz, /metrics, /dashboard on the same port"
