@@ -3,26 +3,67 @@
 //! they close; without compression, and with permessage-deflate negotiated in each context mode;
 //! then with each connection subscribed to one pub/sub topic (the same for all), and to four,
 //! which gives the bytes per subscription (against the run without).
+//! Then over wss (TLS 1.3, a certificate made by rcgen): the same figure, and the live heap bytes
+//! per connection from a counting allocator (what the server allocated and still holds), beside
+//! the size of the boxed TLS state.
 //! Each configuration runs in a fresh process (this same executable), and the clients live in
 //! another child process, so that neither earlier runs nor client memory and file descriptors are
-//! counted against the server. Run: `cargo bench --bench idle_memory`.
+//! counted against the server. Run: `cargo bench --bench idle_memory` (`-- wss` for that one only).
 //!
 //! For the full experiment over many processes, see `scripts/scale.sh`.
 
+#![allow(unsafe_code)] // the counting allocator below, and nothing else
+
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// The system allocator, counting the bytes it has handed out and not had back.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on as it is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 use myriad::{Config, Handler, Message, Request, Server, Upgrade, Ws};
 use myriad::{ContextMode, DeflateConfig};
 
 /// Counts opens; subscribes each connection to `topics` topics ("t0", "t1", ...) when it opens.
 #[derive(Clone)]
-struct Counting(Arc<AtomicUsize>, usize);
+struct Opens(Arc<AtomicUsize>, usize);
 
-impl Handler for Counting {
+impl Handler for Opens {
     type Data = ();
     fn on_upgrade(&mut self, _req: &Request<'_>) -> Upgrade<()> {
         Upgrade::accept(())
@@ -77,36 +118,99 @@ fn open(addr: std::net::SocketAddr, deflate: bool) -> std::io::Result<std::net::
     Ok(s)
 }
 
+/// Opens a wss connection trusting `ca` (DER), TLS 1.3: the handshake, then the upgrade.
+fn open_tls(
+    addr: std::net::SocketAddr,
+    cfg: &Arc<rustls::ClientConfig>,
+) -> std::io::Result<myriad::client::TlsStream> {
+    let tcp = std::net::TcpStream::connect(addr)?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(std::io::Error::other)?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let mut req = Vec::new();
+    myriad::proto::handshake::write_request(
+        &mut req,
+        "localhost",
+        "/",
+        "dGhlIHNhbXBsZSBub25jZQ==",
+        &[],
+        None,
+    );
+    s.write_all(&req)?;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1024];
+    while myriad::proto::handshake::find_head_end(&head, 0).is_none() {
+        let n = s.read(&mut b)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&b[..n]);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(std::io::Error::other("unexpected upgrade answer"));
+    }
+    Ok(s)
+}
+
+#[allow(deprecated)] // ring's provider, as the server's.
+fn client_tls(ca: &[u8]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(ca.to_vec()))
+        .expect("root");
+    // As a browser connects: X25519 first, ALPN http/1.1.
+    use rustls::crypto::ring::kx_group;
+    let provider = rustls::crypto::CryptoProvider {
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        ..rustls::crypto::ring::default_provider()
+    };
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(cfg)
+}
+
 fn child(spec: &str) {
     let mut it = spec.split(',');
     let addr = it.next().expect("addr").parse().expect("addr");
     let n: usize = it.next().expect("n").parse().expect("n");
-    let deflate = it.next() == Some("deflate");
+    let offer = it.next();
+    let deflate = offer == Some("deflate");
     let _ = myriad::raise_open_files_limit();
     let mut held = Vec::with_capacity(n);
+    let mut secure = Vec::new();
+    let tls = (offer == Some("tls")).then(|| {
+        let ca = std::fs::read(it.next().expect("ca path")).expect("ca");
+        client_tls(&ca)
+    });
     for _ in 0..n {
-        match open(addr, deflate) {
-            Ok(c) => held.push(c),
-            Err(e) => {
-                eprintln!("child: connect: {e}");
-                break;
-            }
+        let r = match &tls {
+            Some(cfg) => open_tls(addr, cfg).map(|s| secure.push(s)),
+            None => open(addr, deflate).map(|c| held.push(c)),
+        };
+        if let Err(e) = r {
+            eprintln!("child: connect: {e}");
+            break;
         }
     }
-    println!("ready {}", held.len());
+    println!("ready {}", held.len() + secure.len());
     let _ = std::io::stdout().flush();
     // Hold until the parent closes our stdin.
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
 }
 
-const MODES: [&str; 6] = [
+const MODES: [&str; 7] = [
     "none",
     "shared",
     "inflate-window",
     "dedicated",
     "subscribed-1",
     "subscribed-4",
+    "wss",
 ];
 
 fn main() {
@@ -119,11 +223,19 @@ fn main() {
         return;
     }
     println!(
-        "size_of::<Conn<()>>() = {} bytes",
-        myriad::internals::CONN_ENTRY_SIZE
+        "size_of::<Conn<()>>() = {} bytes; boxed TLS state {} bytes",
+        myriad::internals::CONN_ENTRY_SIZE,
+        myriad::internals::TLS_CONN_SIZE
     );
     let mut plain = None;
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| MODES.contains(&a.as_str()))
+        .collect();
     for mode in MODES {
+        if !only.is_empty() && !only.iter().any(|m| m == mode) {
+            continue;
+        }
         let out = Command::new(std::env::current_exe().expect("exe"))
             .env("MYRIAD_IDLE_MODE", mode)
             .stderr(Stdio::inherit())
@@ -142,7 +254,7 @@ fn main() {
             None => {}
             Some(k) => {
                 let k: f64 = k.parse().expect("topics");
-                let base = plain.expect("the run without subscriptions comes first");
+                let Some(base) = plain else { continue };
                 println!(
                     "  -> bytes per subscription with {k} per connection: {:.1}",
                     (per_conn - base) / k
@@ -161,34 +273,47 @@ fn server(mode: &str) {
         .strip_prefix("subscribed-")
         .map_or(0, |k| k.parse().expect("topics"));
     let deflate = match mode {
-        "none" | "subscribed-1" | "subscribed-4" => None,
+        "none" | "subscribed-1" | "subscribed-4" | "wss" => None,
         "shared" => Some(ContextMode::Shared),
         "inflate-window" => Some(ContextMode::InflateWindow),
         _ => Some(ContextMode::Dedicated),
     };
     let opened = Arc::new(AtomicUsize::new(0));
-    let running = Server::new(
-        Config::default()
-            .listen("127.0.0.1:0".parse().expect("addr"))
-            .workers(1)
-            .max_pending_handshakes(n)
-            .max_pending_per_ip(n)
-            .deflate(DeflateConfig {
-                enabled: deflate.is_some(),
-                mode: deflate.unwrap_or(ContextMode::Shared),
-                ..DeflateConfig::default()
-            }),
-        Counting(opened.clone(), topics),
-    )
-    .start()
-    .expect("server");
+    let mut cfg = Config::default()
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .workers(1)
+        .max_pending_handshakes(n)
+        .max_pending_per_ip(n)
+        .deflate(DeflateConfig {
+            enabled: deflate.is_some(),
+            mode: deflate.unwrap_or(ContextMode::Shared),
+            ..DeflateConfig::default()
+        });
+    let mut ca_path = None;
+    if mode == "wss" {
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+        let path = std::env::temp_dir().join(format!("myriad-idle-ca-{}.der", std::process::id()));
+        std::fs::write(&path, c.cert.der()).expect("ca file");
+        ca_path = Some(path);
+        cfg = cfg.tls(
+            myriad::TlsConfig::from_pem(
+                c.cert.pem().as_bytes(),
+                c.signing_key.serialize_pem().as_bytes(),
+            )
+            .max_handshakes(n),
+        );
+    }
+    let running = Server::new(cfg, Opens(opened.clone(), topics))
+        .start()
+        .expect("server");
     let addr = running.local_addr();
     std::thread::sleep(Duration::from_millis(300));
     let before = rss_anon_kb();
-    let offer = if deflate.is_some() {
-        "deflate"
-    } else {
-        "plain"
+    let live_before = LIVE.load(Ordering::Relaxed);
+    let offer = match (&ca_path, deflate) {
+        (Some(p), _) => format!("tls,{}", p.display()),
+        (None, Some(_)) => "deflate".to_owned(),
+        (None, None) => "plain".to_owned(),
     };
     let mut kid = Command::new(std::env::current_exe().expect("exe"))
         .env_remove("MYRIAD_IDLE_MODE")
@@ -212,13 +337,18 @@ fn server(mode: &str) {
     }
     std::thread::sleep(Duration::from_millis(500));
     let during = rss_anon_kb();
+    let live_during = LIVE.load(Ordering::Relaxed);
     drop(kid.stdin.take());
     let _ = kid.wait();
     std::thread::sleep(Duration::from_millis(2500));
     let after = rss_anon_kb();
     let opens = opened.load(Ordering::Relaxed);
+    if let Some(p) = &ca_path {
+        let _ = std::fs::remove_file(p);
+    }
     println!(
-        "{mode:15} held {held:6}  anon RSS before/held/after {before:5} / {during:5} / {after:5} kB  bytes per idle conn {:6.1}",
+        "{mode:15} held {held:6}  anon RSS before/held/after {before:5} / {during:5} / {after:5} kB  live heap per conn {:7.1}  bytes per idle conn {:6.1}",
+        (live_during - live_before) as f64 / held.max(1) as f64,
         (during.saturating_sub(before)) as f64 * 1024.0 / held.max(1) as f64
     );
     running.shutdown();

@@ -18,6 +18,9 @@
 #                      this limit leaves no report and fails)
 #   AUTOBAHN_PYTHON27  path to a Python 2.7 interpreter (otherwise searched for)
 #   AUTOBAHN_REQUIRE=1 fail instead of skipping when no Python 2.7 is found
+#   AUTOBAHN_TLS=1     test wss:// instead: a certificate for localhost is made
+#                      with openssl in AUTOBAHN_OUT and the server started with
+#                      --tls-cert/--tls-key (wstest does not verify it)
 #
 # Autobahn|Testsuite (wstest) only runs on Python 2.7. It is installed once
 # into target/autobahn-venv (virtualenv 20.21.1 is the last virtualenv release
@@ -176,6 +179,15 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 read -r -a SERVER_ARGS <<<"${MYRIAD_SERVER_ARGS:-}"
+SCHEME=ws
+if [ "${AUTOBAHN_TLS:-0}" = 1 ]; then
+  SCHEME=wss
+  timeout 60 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$OUT/key.pem" -out "$OUT/cert.pem" -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" >/dev/null 2>&1 ||
+    { log "openssl could not make a test certificate"; exit 1; }
+  SERVER_ARGS+=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem")
+fi
 log "starting $MYRIAD_BIN serve --listen 127.0.0.1:$PORT --workers $MYRIAD_WORKERS ${SERVER_ARGS[*]} (log: $SERVER_LOG)"
 "$MYRIAD_BIN" serve --listen "127.0.0.1:$PORT" --workers "$MYRIAD_WORKERS" "${SERVER_ARGS[@]}" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
@@ -192,13 +204,13 @@ done
 
 # --- run the fuzzing client ---------------------------------------------------
 SPEC=$OUT/fuzzingclient.json
-python3 - "$SPEC" "$PORT" "$CASES_JSON" "$OUT/reports" <<'EOF'
+python3 - "$SPEC" "$PORT" "$CASES_JSON" "$OUT/reports" "$SCHEME" <<'EOF'
 import json, sys
-spec_path, port, cases, outdir = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+spec_path, port, cases, outdir, scheme = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
 spec = {
     "options": {"failByDrop": False},
     "outdir": outdir,
-    "servers": [{"agent": "myriad", "url": "ws://127.0.0.1:%s" % port}],
+    "servers": [{"agent": "myriad", "url": "%s://127.0.0.1:%s" % (scheme, port)}],
     "cases": cases,
     "exclude-cases": [],
     "exclude-agent-cases": {},

@@ -27,6 +27,9 @@
 # MAX_SECONDS (watchdog for the whole script, default 1800), SKIP_BUILD=1 to use existing binaries,
 # TUNGSTENITE_ARGS (extra flags for tungstenite-echo, e.g. "--read-buffer 8192"; default none: the
 # crate's default configuration), RESULT (the report file; default bench/results/echo-<date>.md).
+# TLS=1: the same over wss (TLS 1.3, a certificate made by openssl): myriad against
+# tungstenite-echo over tokio-rustls (fastwebsockets has no TLS peer here), the load generator
+# speaking rustls' client; results in bench/results/echo-wss-<date>.md.
 # Traffic goes to 127.0.0.1 only.
 set -euo pipefail
 
@@ -43,7 +46,9 @@ LOAD_CPU=${LOAD_CPU:-1}
 MARGIN=${MARGIN:-0.25}
 MAX_SECONDS=${MAX_SECONDS:-1800}
 TUNGSTENITE_ARGS=${TUNGSTENITE_ARGS:-}
+TLS=${TLS:-0}
 SERVERS=(myriad tungstenite fastwebsockets)
+[ "$TLS" = 1 ] && SERVERS=(myriad tungstenite)
 
 SERVER_PID=""
 LOAD_PID=""
@@ -51,7 +56,16 @@ DRAIN_PID=""
 WATCHDOG=""
 # shellcheck source=scripts/bench_lib.sh
 . "$ROOT/scripts/bench_lib.sh"
-bench_setup echo
+if [ "$TLS" = 1 ]; then bench_setup echo-wss; else bench_setup echo; fi
+SERVER_TLS=()
+LOAD_TLS=()
+if [ "$TLS" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$OUT/key.pem" -out "$OUT/cert.pem" -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" >/dev/null 2>&1
+  SERVER_TLS=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem")
+  LOAD_TLS=(--tls-ca "$OUT/cert.pem")
+fi
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "bench: building (release): myriad, then the bench workspace" >&2
@@ -81,10 +95,10 @@ run_one() {
   local slog=$OUT/$tag.server.log llog=$OUT/$tag.load.log ljson=$OUT/$tag.load.json
   local cmd
   case $name in
-    myriad) cmd=("$MYRIAD_BIN" serve --listen "127.0.0.1:$port" --workers 1) ;;
+    myriad) cmd=("$MYRIAD_BIN" serve --listen "127.0.0.1:$port" --workers 1 "${SERVER_TLS[@]}") ;;
     tungstenite)
       # shellcheck disable=SC2206 # TUNGSTENITE_ARGS is a list of flags
-      cmd=("$TUNG_BIN" --listen "127.0.0.1:$port" $TUNGSTENITE_ARGS) ;;
+      cmd=("$TUNG_BIN" --listen "127.0.0.1:$port" $TUNGSTENITE_ARGS "${SERVER_TLS[@]}") ;;
     fastwebsockets) cmd=("$FWS_BIN" --listen "127.0.0.1:$port") ;;
   esac
   if ! start_server "$port" "$slog" "${cmd[@]}"; then
@@ -96,7 +110,7 @@ run_one() {
   fi
 
   measure_load "$ljson" "$llog" echo --server "127.0.0.1:$port" -c "$c" -s "$s" \
-    -d "$DURATION" --pipeline "$PIPELINE" --ramp-timeout 60
+    -d "$DURATION" --pipeline "$PIPELINE" --ramp-timeout 60 --in-flight 128 "${LOAD_TLS[@]}"
   stop_server
 
   PYTHONPATH="$ROOT/scripts" python3 - "$RUNS" "$ljson" "$name" "$c" "$s" "$round" "$RAMP" "$LRC" \
@@ -152,11 +166,12 @@ COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes in src/ or Cargo.toml)"
 
 rc=0
-python3 - "$RUNS" "$RESULT" <<EOF || rc=$?
+python3 - "$RUNS" "$RESULT" "${SERVERS[@]}" <<EOF || rc=$?
 import json, shutil, statistics, sys
-runs_path, result = sys.argv[1:]
+runs_path, result = sys.argv[1:3]
+servers = sys.argv[3:]
+tls = "$TLS" == "1"
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]
-servers = ["myriad", "tungstenite", "fastwebsockets"]
 points = []
 for r in runs:
     if (r["conns"], r["size"]) not in points:
@@ -204,15 +219,18 @@ if notes:
     print("\n".join(notes))
 failed = [r for r in runs if not r["ok"]]
 with open(result, "w") as f:
-    f.write(f"""# Echo benchmark: myriad vs tokio-tungstenite vs fastwebsockets
+    title = ("wss echo benchmark: myriad vs tokio-tungstenite over tokio-rustls (TLS 1.3, rustls 0.23 with ring on both)"
+             if tls else "Echo benchmark: myriad vs tokio-tungstenite vs fastwebsockets")
+    f.write(f"""# {title}
 
-Command: \`ROUNDS=$ROUNDS DURATION=$DURATION PIPELINE=$PIPELINE${TUNGSTENITE_ARGS:+ TUNGSTENITE_ARGS="$TUNGSTENITE_ARGS"} scripts/bench.sh\` (run $STAMP)
+Command: \`{"TLS=1 " if tls else ""}ROUNDS=$ROUNDS DURATION=$DURATION PIPELINE=$PIPELINE${TUNGSTENITE_ARGS:+ TUNGSTENITE_ARGS="$TUNGSTENITE_ARGS"} scripts/bench.sh\` (run $STAMP)
 
 - Machine: $MODEL, $(nproc) cores online to this job ($(nproc --all) in all), kernel $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC')
 - myriad commit $COMMIT; peers: $VERS; $(rustc --version); tungstenite-echo flags: ${TUNGSTENITE_ARGS:-none (crate defaults: 128 KiB read buffer)}
 - One worker each: \`myriad serve --workers 1\`, tokio current-thread runtime for the peers; server pinned to CPU $SERVER_CPU,
   \`myriad-load echo\` pinned to CPU $LOAD_CPU; runs alternate myriad, tungstenite, fastwebsockets; $ROUNDS rounds of ${DURATION} s
-  after the ramp; pipeline $PIPELINE (messages in flight per connection).
+  after the ramp; pipeline $PIPELINE (messages in flight per connection); the load generator opens at most 128
+  connections at once.
 - CPU µs/msg: the server's utime+stime (/proc/PID/stat) from the load generator's "ramp done" to ${MARGIN} s before its
   window ends, as a rate, over the load generator's messages/s; handshakes and connection close are excluded.
   myriad/this < 1: myriad spends less CPU per echoed message than that peer.

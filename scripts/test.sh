@@ -4,16 +4,19 @@
 #   2. py-venv        target/py-venv with tests/python/requirements.txt
 #   3. build-release  cargo build --release --bins
 #   4. cargo-test     cargo test (debug build: unit and integration tests)
-#   5. python-echo    tests/python/test_echo.py against target/release/myriad,
+#   5. python-echo    tests/python/test_echo.py against target/release/myriad (and
+#      python-echo-wss  again over wss with a certificate made by openssl),
 #      python-pubsub  and tests/python/test_pubsub.py against its --mode pubsub,
 #      python-endpoints  tests/python/test_endpoints.py: /healthz, /readyz, /metrics checked
 #                     by Prometheus' promtool (installs Debian's prometheus for it)
 #   6. chromium       tests/browser/test_chromium.py: headless Chromium negotiates
-#                     permessage-deflate with the release binary (installs chromium);
+#                     permessage-deflate with the release binary, over ws and wss
+#                     (installs chromium);
 #      dashboard      tests/browser/test_dashboard.py: /dashboard shows the live count
 #   7. autobahn       scripts/autobahn.sh, cases 1.* to 10.* (skipped, with a
 #                     message, when no Python 2.7 interpreter exists)
-#   8. autobahn-deflate-MODE   cases 12.* and 13.* against --deflate-mode shared;
+#   8. autobahn-wss   every case above and 12.*/13.* over wss:// (AUTOBAHN_TLS=1);
+#      autobahn-deflate-MODE   cases 12.* and 13.* against --deflate-mode shared;
 #                     13.* against inflate-window and dedicated (all of 12.* too
 #                     with AUTOBAHN_DEFLATE_FULL=1)
 # The end-to-end steps use the release binary: the Autobahn 9.* cases move
@@ -90,13 +93,14 @@ install_deps() {
   command -v cargo >/dev/null 2>&1 || {
     echo "cargo not found: install the Rust toolchain (rustup) first"; return 1; }
   command -v cc >/dev/null 2>&1 || pkgs+=(gcc libc6-dev)
+  command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)   # test certificates for wss
   if ! command -v python3 >/dev/null 2>&1; then
     pkgs+=(python3 python3-venv)
   elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     pkgs+=(python3-venv)   # Debian's python3 ships venv/ensurepip separately
   fi
   if [ "${#pkgs[@]}" -eq 0 ]; then
-    echo "all needed commands present (cargo, cc, python3 with venv)"
+    echo "all needed commands present (cargo, cc, openssl, python3 with venv)"
   else
     [ "$(id -u)" = 0 ] || { echo "missing ${pkgs[*]} and not root: install them"; return 1; }
     echo "installing: ${pkgs[*]}"
@@ -163,6 +167,7 @@ run_step cargo-test 1800 cargo test || true
 if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
   if [ -x target/py-venv/bin/python ]; then
     run_step python-echo 600 target/py-venv/bin/python tests/python/test_echo.py || true
+    run_step python-echo-wss 600 env MYRIAD_TLS=1 target/py-venv/bin/python tests/python/test_echo.py || true
     run_step python-pubsub 600 target/py-venv/bin/python tests/python/test_pubsub.py || true
     if command -v promtool >/dev/null 2>&1 || install_promtool; then
       run_step python-endpoints 300 target/py-venv/bin/python tests/python/test_endpoints.py || true
@@ -187,6 +192,9 @@ if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
   # CI inside its time. AUTOBAHN_DEFLATE_FULL=1 runs 12.* too for every mode (about 15 minutes each).
   run_step autobahn-deflate-shared 1800 env MYRIAD_SERVER_ARGS="--deflate-mode shared" \
     AUTOBAHN_OUT="target/autobahn-shared" bash scripts/autobahn.sh "12.*,13.*" || true
+  # wss: the whole suite over TLS (1.* to 10.*, and 12.*/13.* in the default deflate mode).
+  run_step autobahn-wss 2400 env AUTOBAHN_TLS=1 AUTOBAHN_OUT="target/autobahn-wss" \
+    bash scripts/autobahn.sh "1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*,12.*,13.*" || true
   optin_cases="13.*"
   [ "${AUTOBAHN_DEFLATE_FULL:-0}" = 1 ] && optin_cases="12.*,13.*"
   for mode in inflate-window dedicated; do

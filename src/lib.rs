@@ -117,4 +117,9 @@ pub mod internals {
 
     /// `size_of::<Conn<()>>()`: the bytes of one connection's slab entry without data.
     pub const CONN_ENTRY_SIZE: usize = crate::conn::ENTRY_SIZE;
+
+    /// `size_of` of one secure connection's boxed TLS state (rustls' unbuffered connection and
+    /// ours beside it), without what rustls allocates behind it.
+    #[cfg(feature = "tls")]
+    pub const TLS_CONN_SIZE: usize = std::mem::size_of::<crate::tls::TlsConn>();
 }

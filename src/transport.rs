@@ -74,6 +74,10 @@ pub(crate) struct Got {
     /// A TLS handshake completed with this read.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) handshaken: bool,
+    /// TLS: bytes of the ciphertext (the cut record held from before, then this read) used; the
+    /// rest is kept for the next read.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) used: usize,
 }
 
 /// Reads what the peer sent, at most `want` bytes from the socket, and puts the plaintext at
@@ -321,10 +325,38 @@ mod secure {
         let mut cipher = std::mem::take(&mut layer.cipher);
         let mut out = std::mem::take(&mut layer.sealed);
         out.clear();
+        let partial = layer.partials.remove(&key);
+        let held = partial.as_deref().unwrap_or_default();
         let r = match layer.get(key) {
-            Some(tc) => read(conn, key, tc, &mut cipher, &mut out, pool, tally, buf, want),
+            Some(tc) => read(
+                conn,
+                key,
+                tc,
+                held,
+                &mut cipher,
+                &mut out,
+                pool,
+                tally,
+                buf,
+                want,
+            ),
             None => Err(invalid("no TLS state".into())),
         };
+        // What is cut now is kept for the next read (the bytes held before went to the front
+        // of `cipher` when this read brought more; if it brought nothing, they stay as they were).
+        match &r {
+            Ok(got) if got.wire > 0 => {
+                let n = held.len() + got.wire;
+                if got.used < n {
+                    layer.partials.insert(key, cipher[got.used..n].to_vec());
+                }
+            }
+            _ => {
+                if let Some(p) = partial {
+                    layer.partials.insert(key, p);
+                }
+            }
+        }
         out.clear();
         layer.sealed = out;
         layer.cipher = cipher;
@@ -341,6 +373,7 @@ mod secure {
         conn: &mut Conn<D>,
         key: usize,
         tc: &mut TlsConn,
+        held: &[u8],
         cipher: &mut [u8],
         out: &mut Vec<u8>,
         pool: &mut Pool,
@@ -348,20 +381,21 @@ mod secure {
         buf: &mut [u8],
         want: usize,
     ) -> io::Result<Got> {
-        // A record (or handshake message) cut by the last read comes first; the plaintext of
-        // everything read fits in `buf` because plaintext is never longer than its records.
-        let held = tc.partial_len();
-        let room = buf.len().min(cipher.len()).saturating_sub(held);
+        // A record (or handshake message) cut by the last read comes first (`held`, copied
+        // in front once this read brings more); the plaintext of everything read fits in `buf`
+        // because plaintext is never longer than its records.
+        let held_len = held.len();
+        let room = buf.len().min(cipher.len()).saturating_sub(held_len);
         if room < buf.len() / 2 {
             // A handshake message spread over records without end.
             return Err(invalid(format!(
-                "TLS: {held} bytes of an unfinished record"
+                "TLS: {held_len} bytes of an unfinished record"
             )));
         }
         let want = want.clamp(1, room);
-        let n = conn.socket.read(&mut cipher[held..held + want])?;
+        let n = conn.socket.read(&mut cipher[held_len..held_len + want])?;
         if n == 0 {
-            if held > 0 {
+            if held_len > 0 {
                 debug!("TLS: connection {key} closed in the middle of a record");
             } else if !tc.is_handshaking() {
                 debug!("TLS: connection {key} closed without close_notify");
@@ -377,13 +411,14 @@ mod secure {
             let _ = conn.socket.write(PLAIN_ON_TLS);
             return Err(invalid("TLS: plain text on the TLS port".into()));
         }
-        tc.take_partial(cipher);
+        cipher[..held_len].copy_from_slice(held);
         let handshaking = tc.is_handshaking();
-        match tc.decrypt(&mut cipher[..held + n], buf, out) {
+        match tc.decrypt(&mut cipher[..held_len + n], buf, out) {
             Ok(d) => {
                 let queued = !out.is_empty() && send_raw(conn, &[out], pool, tally)?;
                 Ok(Got {
                     n: d.plain,
+                    used: d.used,
                     wire: n,
                     short: n < want,
                     eof: d.peer_closed,

@@ -1,6 +1,6 @@
-//! One secure connection's TLS state: rustls' unbuffered connection, and the bytes of a record
-//! cut by a read (only while one is). Bytes in, plaintext and handshake bytes out; the caller
-//! does the socket I/O.
+//! One secure connection's TLS state: rustls' unbuffered connection and two bits. Bytes in,
+//! plaintext and handshake bytes out; the caller does the socket I/O and keeps the bytes of a
+//! record cut by a read (the reactor's layer holds them, only while one is cut).
 
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
@@ -10,6 +10,9 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
 pub(crate) struct Decrypted {
     /// Plaintext bytes written at the start of the caller's buffer.
     pub(crate) plain: usize,
+    /// Bytes of the input used; the rest is a cut record (or handshake message) to present
+    /// again, first, with the next read.
+    pub(crate) used: usize,
     /// The peer sent close_notify (a clean end of its stream).
     pub(crate) peer_closed: bool,
 }
@@ -17,8 +20,6 @@ pub(crate) struct Decrypted {
 /// One connection's TLS state.
 pub(crate) struct TlsConn {
     conn: UnbufferedServerConnection,
-    /// Ciphertext of a record (or handshake message) cut by a read.
-    partial: Vec<u8>,
     /// We sent close_notify: nothing more is encrypted.
     closed: bool,
     /// Nothing received yet.
@@ -35,7 +36,6 @@ impl TlsConn {
     pub(crate) fn new(conn: UnbufferedServerConnection) -> TlsConn {
         TlsConn {
             conn,
-            partial: Vec::new(),
             closed: false,
             fresh: true,
         }
@@ -46,22 +46,9 @@ impl TlsConn {
         self.conn.is_handshaking()
     }
 
-    /// Bytes of a cut record held.
-    pub(crate) fn partial_len(&self) -> usize {
-        self.partial.len()
-    }
-
     /// Whether nothing has been received yet (the first byte tells TLS from plain HTTP).
     pub(crate) fn is_fresh(&self) -> bool {
         self.fresh
-    }
-
-    /// Moves the bytes of a cut record to the start of `cipher`, which has room for them (the
-    /// caller read new bytes after them).
-    pub(crate) fn take_partial(&mut self, cipher: &mut [u8]) {
-        let n = self.partial.len();
-        cipher[..n].copy_from_slice(&self.partial);
-        self.partial = Vec::new();
     }
 
     /// Processes the records in `cipher`: application data is copied to the start of `plain`
@@ -80,13 +67,12 @@ impl TlsConn {
         self.fresh = false;
         let mut done = Decrypted {
             plain: 0,
+            used: 0,
             peer_closed: false,
         };
         match self.process(cipher, plain, out, &mut done) {
-            Ok(off) => {
-                if off < cipher.len() {
-                    self.partial = cipher[off..].to_vec();
-                }
+            Ok(used) => {
+                done.used = used;
                 Ok(done)
             }
             Err(e) => {

@@ -2,6 +2,8 @@
 //! record passes through (ciphertext read, plaintext staged, ciphertext sealed), the handshake
 //! cap and the counts.
 
+use std::collections::HashMap;
+
 use super::{TlsConn, TlsState};
 
 /// Scratch larger than this is given back after use (one huge message must not pin memory).
@@ -11,6 +13,8 @@ const KEEP: usize = 1 << 20;
 pub(crate) struct Layer {
     /// By slab key; `None` for a slot without TLS (or free).
     conns: Vec<Option<Box<TlsConn>>>,
+    /// The bytes of a record (or handshake message) cut by a read, by slab key, while one is.
+    pub(crate) partials: HashMap<usize, Vec<u8>>,
     state: TlsState,
     /// Ciphertext read from a socket (a cut record first), as long as the receive buffer.
     pub(crate) cipher: Vec<u8>,
@@ -29,6 +33,7 @@ impl Layer {
     pub(crate) fn new(state: TlsState, recv_len: usize) -> Layer {
         Layer {
             conns: Vec::new(),
+            partials: HashMap::new(),
             state,
             cipher: vec![0; recv_len],
             stage: Vec::new(),
@@ -88,6 +93,7 @@ impl Layer {
 
     /// Forgets connection `key` (it is freed).
     pub(crate) fn remove(&mut self, key: usize) {
+        self.partials.remove(&key);
         if let Some(c) = self.conns.get_mut(key).and_then(Option::take)
             && c.is_handshaking()
         {
@@ -110,5 +116,6 @@ impl Layer {
             self.conns.pop();
         }
         self.conns.shrink_to_fit();
+        self.partials.shrink_to_fit();
     }
 }

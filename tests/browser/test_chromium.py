@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Headless Chromium against `myriad serve`: permessage-deflate negotiated by a real browser.
+"""Headless Chromium against `myriad serve`: permessage-deflate negotiated by a real browser, over
+ws and over wss.
 
 The test serves a page over HTTP on 127.0.0.1, Chromium loads it, and the page opens a WebSocket to
-myriad. It records `ws.extensions` (the server's Sec-WebSocket-Extensions answer), then sends text,
+myriad: first ws://, then wss:// to a server started with a certificate made here by openssl
+(Chromium runs with --ignore-certificate-errors for it). It records `ws.extensions` (the server's Sec-WebSocket-Extensions answer), then sends text,
 binary and large compressible messages, checks every echo, and POSTs a report back. The test
 asserts the negotiated extension and the report. It stops everything it started; every wait is
 bounded.
@@ -51,7 +53,7 @@ const cases = [
   ["small binary", small],
 ];
 let i = 0;
-const ws = new WebSocket("ws://127.0.0.1:WSPORT/chat");
+const ws = new WebSocket("SCHEME://127.0.0.1:WSPORT/chat");
 ws.binaryType = "arraybuffer";
 ws.onopen = () => {
   report.extensions = ws.extensions;
@@ -82,6 +84,101 @@ def free_port():
     return port
 
 
+def make_cert(dirname):
+    cert, key = os.path.join(dirname, "cert.pem"), os.path.join(dirname, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-addext", "basicConstraints=critical,CA:FALSE"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    return cert, key
+
+
+def scenario(chromium, scheme, check):
+    """One page load against a fresh server; every result goes through `check`."""
+    ws_port, http_port = free_port(), free_port()
+    scratch = tempfile.mkdtemp(prefix="myriad-chromium-")
+    cmd = [BIN, "serve", "--listen", f"127.0.0.1:{ws_port}", "--workers", "1"]
+    flags = []
+    if scheme == "wss":
+        cert, key = make_cert(scratch)
+        cmd += ["--tls-cert", cert, "--tls-key", key]
+        flags = ["--ignore-certificate-errors"]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reports = []
+    got = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = PAGE.replace("WSPORT", str(ws_port)).replace("SCHEME", scheme).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            reports.append(json.loads(self.rfile.read(n) or b"{}"))
+            self.send_response(204)
+            self.end_headers()
+            got.set()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", http_port), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    profile = os.path.join(scratch, "profile")
+    browser = None
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", ws_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        browser = subprocess.Popen(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", f"--user-data-dir={profile}", *flags,
+             f"http://127.0.0.1:{http_port}/"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        got.wait(60)
+        check(f"{scheme}: page reported back", bool(reports), "(no report within 60 s)")
+        if reports:
+            r = reports[0]
+            print(f"{scheme} report:", json.dumps(r))
+            ext = r.get("extensions") or ""
+            check(f"{scheme}: permessage-deflate negotiated", ext.startswith("permessage-deflate"), repr(ext))
+            check(f"{scheme}: shared mode: no context takeover both ways",
+                  "server_no_context_takeover" in ext and "client_no_context_takeover" in ext, repr(ext))
+            check(f"{scheme}: no websocket error", r.get("error") is None, repr(r.get("error")))
+            results = r.get("results", [])
+            check(f"{scheme}: every message echoed", len(results) == 5, f"{len(results)} of 5")
+            for res in results:
+                check(f"{scheme}: echo {res['name']}", res.get("ok") is True)
+            close = r.get("close") or {}
+            check(f"{scheme}: clean close 1000", close.get("code") == 1000 and close.get("clean") is True,
+                  repr(close))
+    finally:
+        if browser is not None:
+            browser.terminate()
+            try:
+                browser.wait(10)
+            except subprocess.TimeoutExpired:
+                browser.kill()
+        httpd.shutdown()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main():
     passed, failed = 0, 0
 
@@ -99,82 +196,8 @@ def main():
         print("FAIL chromium not installed (scripts/test.sh installs Debian's chromium)")
         print("chromium: 0 passed, 1 failed")
         return 1
-
-    ws_port, http_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [BIN, "serve", "--listen", f"127.0.0.1:{ws_port}", "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    reports = []
-    got = threading.Event()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = PAGE.replace("WSPORT", str(ws_port)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self):
-            n = int(self.headers.get("Content-Length", "0"))
-            reports.append(json.loads(self.rfile.read(n) or b"{}"))
-            self.send_response(204)
-            self.end_headers()
-            got.set()
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", http_port), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    profile = tempfile.mkdtemp(prefix="myriad-chromium-")
-    browser = None
-    try:
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", ws_port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        browser = subprocess.Popen(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", f"--user-data-dir={profile}",
-             f"http://127.0.0.1:{http_port}/"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        got.wait(60)
-        check("page reported back", bool(reports), "(no report within 60 s)")
-        if reports:
-            r = reports[0]
-            print("report:", json.dumps(r))
-            ext = r.get("extensions") or ""
-            check("permessage-deflate negotiated", ext.startswith("permessage-deflate"), repr(ext))
-            check("shared mode: no context takeover both ways",
-                  "server_no_context_takeover" in ext and "client_no_context_takeover" in ext, repr(ext))
-            check("no websocket error", r.get("error") is None, repr(r.get("error")))
-            results = r.get("results", [])
-            check("every message echoed", len(results) == 5, f"{len(results)} of 5")
-            for res in results:
-                check(f"echo {res['name']}", res.get("ok") is True)
-            close = r.get("close") or {}
-            check("clean close 1000", close.get("code") == 1000 and close.get("clean") is True, repr(close))
-    finally:
-        if browser is not None:
-            browser.terminate()
-            try:
-                browser.wait(10)
-            except subprocess.TimeoutExpired:
-                browser.kill()
-        httpd.shutdown()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(profile, ignore_errors=True)
+    for scheme in ("ws", "wss"):
+        scenario(chromium, scheme, check)
     print(f"chromium: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

@@ -7,7 +7,10 @@ Starts the server binary itself on a free 127.0.0.1 port:
     MYRIAD_BIN=target/release/myriad python3 tests/python/test_echo.py [-k SUBSTRING]
 
 Environment: MYRIAD_BIN (default target/release/myriad), MYRIAD_WORKERS
-(default 2), MYRIAD_TEST_TIMEOUT (seconds per conversation, default 20).
+(default 2), MYRIAD_TEST_TIMEOUT (seconds per conversation, default 20),
+MYRIAD_TLS=1 (the same conversations over wss: a certificate for 127.0.0.1
+and localhost is made with openssl, the server gets --tls-cert/--tls-key and
+the client trusts that certificate only; plus a SIGHUP certificate reload).
 
 Prints one line per test and finally `python-websockets: N passed, M failed`;
 exits non-zero if any test failed. Standalone: no pytest needed.
@@ -17,6 +20,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -29,6 +33,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TIMEOUT = float(os.environ.get("MYRIAD_TEST_TIMEOUT", "20"))
 WORKERS = os.environ.get("MYRIAD_WORKERS", "2")
 URI = None  # set once the server is up
+TLS = os.environ.get("MYRIAD_TLS") == "1"
+CERT_DIR = os.path.join(ROOT, "target", "python-tls")
+SSL_CTX = None  # trusts the test certificate, when TLS
+SERVER = None  # the server process
 
 
 def ws_connect(**kwargs):
@@ -38,6 +46,8 @@ def ws_connect(**kwargs):
     kwargs.setdefault("ping_interval", None)
     kwargs.setdefault("open_timeout", 10)
     kwargs.setdefault("close_timeout", 10)
+    if TLS:
+        kwargs.setdefault("ssl", SSL_CTX)
     return connect(URI, **kwargs)
 
 
@@ -182,6 +192,58 @@ async def test_server_closes_cleanly_after_peer_close():
         await echo_one(ws, "after close")
 
 
+def make_cert(name):
+    """A self-signed certificate for 127.0.0.1 and localhost: (cert path, key path)."""
+    os.makedirs(CERT_DIR, exist_ok=True)
+    cert, key = os.path.join(CERT_DIR, name + ".pem"), os.path.join(CERT_DIR, name + ".key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-addext", "basicConstraints=critical,CA:FALSE"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    return cert, key
+
+
+def trusting(cert):
+    ctx = ssl.create_default_context(cafile=cert)
+    return ctx
+
+
+async def test_tls_version_and_sighup_reload():
+    if not TLS:
+        return
+    async with ws_connect() as ws:
+        version = ws.transport.get_extra_info("ssl_object").version()
+        check(version == "TLSv1.3", "negotiated %s" % version)
+        await echo_one(ws, "before the reload")
+        # New files in place of the old ones, then SIGHUP: new connections get the new
+        # certificate, this one goes on.
+        old_ctx = SSL_CTX
+        new_cert, new_key = make_cert("next")
+        os.replace(new_cert, os.path.join(CERT_DIR, "server.pem"))
+        os.replace(new_key, os.path.join(CERT_DIR, "server.key"))
+        new_ctx = trusting(os.path.join(CERT_DIR, "server.pem"))
+        SERVER.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                async with ws_connect(ssl=new_ctx) as fresh:
+                    await echo_one(fresh, "after the reload")
+                break
+            except ssl.SSLCertVerificationError:
+                check(time.monotonic() < deadline, "the new certificate never came")
+                await asyncio.sleep(0.1)
+        try:
+            async with ws_connect(ssl=old_ctx):
+                pass
+            raise AssertionError("the old certificate is still served")
+        except ssl.SSLCertVerificationError:
+            pass
+        await echo_one(ws, "the old connection still echoes")
+        check(SERVER.poll() is None, "the server stopped on SIGHUP")
+
+
 TESTS = [
     test_text_echo,
     test_binary_echo,
@@ -196,6 +258,7 @@ TESTS = [
     test_default_compression_offer,
     test_concurrent_clients,
     test_server_closes_cleanly_after_peer_close,
+    test_tls_version_and_sighup_reload,
 ]
 
 
@@ -207,8 +270,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(binary, port, log):
-    cmd = [binary, "serve", "--listen", "127.0.0.1:%d" % port, "--workers", WORKERS]
+def start_server(binary, port, log, extra=()):
+    cmd = [binary, "serve", "--listen", "127.0.0.1:%d" % port, "--workers", WORKERS] + list(extra)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -258,7 +321,7 @@ async def run_tests(tests):
 
 
 def main():
-    global URI
+    global URI, SSL_CTX, SERVER
     args = sys.argv[1:]
     tests = TESTS
     if len(args) == 2 and args[0] == "-k":
@@ -277,13 +340,19 @@ def main():
 
     import websockets
     port = free_port()
-    URI = "ws://127.0.0.1:%d/" % port
-    log_path = os.path.join(ROOT, "target", "python-tests-server.log")
+    URI = "%s://127.0.0.1:%d/" % ("wss" if TLS else "ws", port)
+    extra = []
+    if TLS:
+        cert, key = make_cert("server")
+        SSL_CTX = trusting(cert)
+        extra = ["--tls-cert", cert, "--tls-key", key]
+    log_path = os.path.join(ROOT, "target", "python-tests-server%s.log" % ("-tls" if TLS else ""))
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     print("websockets %s; server %s on %s (log: %s)" % (websockets.__version__, binary, URI, log_path), flush=True)
     with open(log_path, "wb") as log:
         try:
-            proc = start_server(binary, port, log)
+            proc = start_server(binary, port, log, extra)
+            SERVER = proc
         except RuntimeError as e:
             print("FAIL start_server  %s" % e)
             print("python-websockets: 0 passed, 1 failed")

@@ -14,8 +14,11 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+mod link;
+
 use clap::{Args, Parser, Subcommand};
 use hdrhistogram::Histogram;
+use link::{Link, Tls};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use myriad::proto::decoder::{Decoder, Event};
@@ -146,6 +149,13 @@ struct Common {
     /// Give up ramping after this many seconds.
     #[arg(long, default_value_t = 120.0)]
     ramp_timeout: f64,
+    /// wss: speak TLS, trusting the certificate(s) in this PEM file (the server's own when it
+    /// is self-signed).
+    #[arg(long)]
+    tls_ca: Option<String>,
+    /// The server name asked for and verified with --tls-ca.
+    #[arg(long, default_value = "localhost")]
+    tls_name: String,
 }
 
 #[derive(Args)]
@@ -184,7 +194,7 @@ enum State {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Link,
     state: State,
     /// Handshake bytes until the 101 head is complete.
     head: Vec<u8>,
@@ -300,6 +310,8 @@ struct Run {
     frame_buf: Vec<u8>,
     /// Churn mode: subscribe each connection on open.
     churn_subscribe: bool,
+    /// wss.
+    tls: Option<Tls>,
 }
 
 fn token(key: usize) -> Token {
@@ -326,6 +338,10 @@ impl Run {
                 }
                 let mut raw = [0u8; 16];
                 raw.copy_from_slice(&self.keys_bytes16());
+                let Ok(stream) = Link::new(stream, self.tls.as_ref()) else {
+                    self.stats.failed += 1;
+                    return;
+                };
                 self.conns.insert(Conn {
                     stream,
                     state: State::Connecting,
@@ -359,7 +375,7 @@ impl Run {
         if let Some(c) = self.conns.get_mut(key) {
             let was = c.state;
             c.state = State::Closed;
-            let _ = self.poll.registry().deregister(&mut c.stream);
+            let _ = self.poll.registry().deregister(&mut c.stream.sock);
             if was == State::Open && counted_as_server_close {
                 self.stats.closed_by_server += 1;
             } else if was != State::Open {
@@ -397,6 +413,10 @@ impl Run {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
+        if c.stream.flush_tls().is_err() {
+            self.fail(key, true);
+            return;
+        }
         while !c.out.is_empty() {
             match c.stream.write(&c.out) {
                 Ok(n) => {
@@ -417,7 +437,7 @@ impl Run {
             return;
         };
         if c.state == State::Connecting && (writable || readable) {
-            match c.stream.peer_addr() {
+            match c.stream.sock.peer_addr() {
                 Ok(_) => {
                     c.state = State::Handshaking;
                     let host = self.server.to_string();
@@ -430,7 +450,7 @@ impl Run {
                     handshake::write_request(&mut c.out, &host, "/", &key_str, &[], offer);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    if let Ok(Some(_)) | Err(_) = c.stream.take_error() {
+                    if let Ok(Some(_)) | Err(_) = c.stream.sock.take_error() {
                         self.fail(key, false);
                     }
                     return;
@@ -462,7 +482,10 @@ impl Run {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
+                Err(e) => {
+                    if self.stats.failed + self.stats.errors < 3 {
+                        eprintln!("read: {e}");
+                    }
                     self.fail(key, true);
                     return;
                 }
@@ -788,6 +811,12 @@ fn main() {
         scratch: vec![0u8; 256 << 10],
         frame_buf: Vec::new(),
         churn_subscribe: churn.is_some_and(|c| c.1),
+        tls: common.tls_ca.as_deref().map(|ca| {
+            Tls::new(ca, &common.tls_name).unwrap_or_else(|e| {
+                eprintln!("--tls-ca: {e}");
+                std::process::exit(2);
+            })
+        }),
     };
     let mut churned = 0u64;
     let _ = &run.frame_buf;
@@ -815,7 +844,7 @@ fn main() {
                 .collect();
             for k in old {
                 if let Some(mut c) = run.conns.try_remove(k) {
-                    let _ = run.poll.registry().deregister(&mut c.stream);
+                    let _ = run.poll.registry().deregister(&mut c.stream.sock);
                     churned += 1;
                 }
             }
