@@ -203,7 +203,7 @@ fn child(spec: &str) {
     let _ = std::io::stdin().read_to_end(&mut sink);
 }
 
-const MODES: [&str; 7] = [
+const MODES: [&str; 8] = [
     "none",
     "shared",
     "inflate-window",
@@ -211,6 +211,7 @@ const MODES: [&str; 7] = [
     "subscribed-1",
     "subscribed-4",
     "wss",
+    "wss-handover",
 ];
 
 fn main() {
@@ -223,9 +224,12 @@ fn main() {
         return;
     }
     println!(
-        "size_of::<Conn<()>>() = {} bytes; boxed TLS state {} bytes",
+        "size_of::<Conn<()>>() = {} bytes; TLS table slot {} bytes, boxed rustls state {} bytes, \
+         boxed handover records {} bytes",
         myriad::internals::CONN_ENTRY_SIZE,
-        myriad::internals::TLS_CONN_SIZE
+        myriad::internals::TLS_SLOT_SIZE,
+        myriad::internals::TLS_RUSTLS_SIZE,
+        myriad::internals::TLS_RECORDS_SIZE,
     );
     let mut plain = None;
     let only: Vec<String> = std::env::args()
@@ -273,7 +277,7 @@ fn server(mode: &str) {
         .strip_prefix("subscribed-")
         .map_or(0, |k| k.parse().expect("topics"));
     let deflate = match mode {
-        "none" | "subscribed-1" | "subscribed-4" | "wss" => None,
+        "none" | "subscribed-1" | "subscribed-4" | "wss" | "wss-handover" => None,
         "shared" => Some(ContextMode::Shared),
         "inflate-window" => Some(ContextMode::InflateWindow),
         _ => Some(ContextMode::Dedicated),
@@ -290,7 +294,7 @@ fn server(mode: &str) {
             ..DeflateConfig::default()
         });
     let mut ca_path = None;
-    if mode == "wss" {
+    if mode.starts_with("wss") {
         let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
         let path = std::env::temp_dir().join(format!("myriad-idle-ca-{}.der", std::process::id()));
         std::fs::write(&path, c.cert.der()).expect("ca file");
@@ -300,7 +304,8 @@ fn server(mode: &str) {
                 c.cert.pem().as_bytes(),
                 c.signing_key.serialize_pem().as_bytes(),
             )
-            .max_handshakes(n),
+            .max_handshakes(n)
+            .record_handover(mode == "wss-handover"),
         );
     }
     let running = Server::new(cfg, Opens(opened.clone(), topics))

@@ -118,8 +118,15 @@ pub mod internals {
     /// `size_of::<Conn<()>>()`: the bytes of one connection's slab entry without data.
     pub const CONN_ENTRY_SIZE: usize = crate::conn::ENTRY_SIZE;
 
-    /// `size_of` of one secure connection's boxed TLS state (rustls' unbuffered connection and
+    /// `size_of` of a secure connection's slot in its reactor's TLS table.
+    #[cfg(feature = "tls")]
+    pub const TLS_SLOT_SIZE: usize = std::mem::size_of::<Option<crate::tls::TlsConn>>();
+    /// `size_of` of one secure connection's boxed rustls state (the unbuffered connection and
     /// ours beside it), without what rustls allocates behind it.
     #[cfg(feature = "tls")]
-    pub const TLS_CONN_SIZE: usize = std::mem::size_of::<crate::tls::TlsConn>();
+    pub const TLS_RUSTLS_SIZE: usize = crate::tls::RUSTLS_SIZE;
+    /// `size_of` of one connection's boxed records after the record handover (two AEAD keys,
+    /// IVs, sequence numbers, rustls' key-update object), without what that object allocates.
+    #[cfg(feature = "tls")]
+    pub const TLS_RECORDS_SIZE: usize = crate::tls::RECORDS_SIZE;
 }

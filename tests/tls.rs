@@ -67,8 +67,11 @@ fn tls12(c: &Cert) -> Arc<ClientConfig> {
     client_config(&[&c.der], &[&rustls::version::TLS12])
 }
 
+/// The server's TLS settings: the default mode, or the record handover when
+/// `MYRIAD_TLS_HANDOVER=1` (scripts/test.sh runs this file both ways).
 fn tls_config(c: &Cert) -> Config {
-    config().tls(TlsConfig::from_pem(c.pem.as_bytes(), c.key.as_bytes()))
+    let handover = std::env::var("MYRIAD_TLS_HANDOVER").is_ok_and(|v| v == "1");
+    config().tls(TlsConfig::from_pem(c.pem.as_bytes(), c.key.as_bytes()).record_handover(handover))
 }
 
 /// A TLS stream to the server, handshake done, with timeouts.
@@ -166,6 +169,33 @@ fn echo_over_tls13_and_tls12() {
     let s = srv.handle().stats().total;
     assert_eq!(s.tls_handshakes, 2);
     assert_eq!(s.handshake_failures[HandshakeFailure::Tls as usize], 0);
+}
+
+#[test]
+fn record_handover_echoes_across_key_updates_and_keeps_tls12_with_rustls() {
+    let c = cert(&["localhost"]);
+    let cfg =
+        config().tls(TlsConfig::from_pem(c.pem.as_bytes(), c.key.as_bytes()).record_handover(true));
+    let (srv, ev) = start_recorder(cfg);
+    for client in [tls13(&c), tls12(&c)] {
+        let mut ws = wss(srv.addr, client);
+        ev.opened();
+        for round in 0..3 {
+            let msg = format!("round {round}");
+            ws.send(Message::Text(&msg)).unwrap();
+            assert_eq!(text(&mut ws), msg);
+            assert_eq!(ev.next(), Ev::Text(msg));
+            // The client asks for new keys both ways (TLS 1.3); the next echo needs them.
+            let _ = ws.stream_mut().conn.refresh_traffic_keys();
+        }
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+        ws.send(Message::Binary(&big)).unwrap();
+        assert_eq!(ws.recv().unwrap(), Received::Binary(big));
+        ev.next();
+        ws.close(1000, "done").unwrap();
+        assert!(matches!(ws.recv().unwrap(), Received::Close(1000, _)));
+        assert_eq!(ev.closed().1, 1000);
+    }
 }
 
 #[test]

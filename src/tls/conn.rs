@@ -1,9 +1,12 @@
-//! One secure connection's TLS state: rustls' unbuffered connection and two bits. Bytes in,
+//! One secure connection's TLS state: rustls' unbuffered connection and a few bits, or after a
+//! TLS 1.3 handshake with the record handover, the keys alone ([`Records`]). Bytes in,
 //! plaintext and handshake bytes out; the caller does the socket I/O and keeps the bytes of a
 //! record cut by a read (the reactor's layer holds them, only while one is cut).
 
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
+
+use super::records::Records;
 
 /// What decrypting a read gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,13 +20,107 @@ pub(crate) struct Decrypted {
     pub(crate) peer_closed: bool,
 }
 
-/// One connection's TLS state.
-pub(crate) struct TlsConn {
+/// One connection's TLS state, a pointer in the reactor's table.
+pub(crate) enum TlsConn {
+    /// rustls does the records: during the handshake, and after it in the default mode.
+    Rustls(Box<Unbuffered>),
+    /// The record handover: after a TLS 1.3 handshake, the keys alone.
+    Records(Box<Records>),
+    /// A handover that failed: the connection is closing.
+    Broken,
+}
+
+impl TlsConn {
+    /// A new connection; with `handover`, rustls hands the records over once a TLS 1.3
+    /// handshake is done.
+    pub(crate) fn new(conn: UnbufferedServerConnection, handover: bool) -> TlsConn {
+        TlsConn::Rustls(Box::new(Unbuffered {
+            conn,
+            closed: false,
+            fresh: true,
+            handover,
+        }))
+    }
+
+    /// Whether the handshake is still going on.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        matches!(self, TlsConn::Rustls(u) if u.conn.is_handshaking())
+    }
+
+    /// Whether nothing has been received yet (the first byte tells TLS from plain HTTP).
+    pub(crate) fn is_fresh(&self) -> bool {
+        matches!(self, TlsConn::Rustls(u) if u.fresh)
+    }
+
+    /// Whether the records are ours (the handover is done).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn is_handed_over(&self) -> bool {
+        matches!(self, TlsConn::Records(_))
+    }
+
+    /// Processes the records in `cipher`: application data is copied to the start of `plain`
+    /// (plaintext is never longer than its ciphertext, so `plain` as long as `cipher` is
+    /// enough), handshake records and alerts to send are appended to `out`, and what is left of
+    /// a cut record is kept for the next read. A finished TLS 1.3 handshake is handed over here
+    /// when asked for.
+    ///
+    /// # Errors
+    /// The error for bad input; `out` then holds the alert to send before closing.
+    pub(crate) fn decrypt(
+        &mut self,
+        cipher: &mut [u8],
+        plain: &mut [u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Decrypted, rustls::Error> {
+        let u = match self {
+            TlsConn::Rustls(u) => u,
+            TlsConn::Records(r) => return r.decrypt(cipher, plain, out),
+            TlsConn::Broken => return Err(rustls::Error::General("TLS state lost".into())),
+        };
+        let done = u.decrypt(cipher, plain, out)?;
+        let ready = u.handover
+            && !u.closed
+            && !done.peer_closed
+            && !u.conn.is_handshaking()
+            && u.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        if ready && let TlsConn::Rustls(u) = std::mem::replace(self, TlsConn::Broken) {
+            *self = TlsConn::Records(Box::new(Records::hand_over(u.conn)?));
+        }
+        Ok(done)
+    }
+
+    /// Encrypts `plain` as application data, appending the records to `out`. After our
+    /// close_notify nothing is: the bytes are dropped (the connection is closing).
+    ///
+    /// # Errors
+    /// When the connection cannot send application data (handshaking, key usage exhausted).
+    pub(crate) fn encrypt(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), rustls::Error> {
+        match self {
+            TlsConn::Rustls(u) => u.encrypt(plain, out),
+            TlsConn::Records(r) => r.encrypt(plain, out),
+            TlsConn::Broken => Err(rustls::Error::General("TLS state lost".into())),
+        }
+    }
+
+    /// Appends our close_notify (once); nothing is encrypted after it.
+    pub(crate) fn close_notify(&mut self, out: &mut Vec<u8>) {
+        match self {
+            TlsConn::Rustls(u) => u.close_notify(out),
+            TlsConn::Records(r) => r.close_notify(out),
+            TlsConn::Broken => {}
+        }
+    }
+}
+
+/// rustls' unbuffered connection and our bits.
+pub(crate) struct Unbuffered {
     conn: UnbufferedServerConnection,
     /// We sent close_notify: nothing more is encrypted.
     closed: bool,
     /// Nothing received yet.
     fresh: bool,
+    /// Hand the records over after a TLS 1.3 handshake.
+    handover: bool,
 }
 
 /// A safe over-estimate of the ciphertext for `n` plaintext bytes: 29 bytes per 16 KiB record
@@ -32,33 +129,9 @@ fn sealed_len(n: usize) -> usize {
     n + n.div_ceil(16 << 10).max(1) * 29 + 128
 }
 
-impl TlsConn {
-    pub(crate) fn new(conn: UnbufferedServerConnection) -> TlsConn {
-        TlsConn {
-            conn,
-            closed: false,
-            fresh: true,
-        }
-    }
-
-    /// Whether the handshake is still going on.
-    pub(crate) fn is_handshaking(&self) -> bool {
-        self.conn.is_handshaking()
-    }
-
-    /// Whether nothing has been received yet (the first byte tells TLS from plain HTTP).
-    pub(crate) fn is_fresh(&self) -> bool {
-        self.fresh
-    }
-
-    /// Processes the records in `cipher`: application data is copied to the start of `plain`
-    /// (plaintext is never longer than its ciphertext, so `plain` as long as `cipher` is
-    /// enough), handshake records and alerts to send are appended to `out`, and what is left of
-    /// a cut record is kept for the next read.
-    ///
-    /// # Errors
-    /// rustls' error for bad input; `out` then holds the alert to send before closing.
-    pub(crate) fn decrypt(
+impl Unbuffered {
+    /// [`TlsConn::decrypt`] by rustls.
+    fn decrypt(
         &mut self,
         cipher: &mut [u8],
         plain: &mut [u8],
@@ -126,12 +199,8 @@ impl TlsConn {
         }
     }
 
-    /// Encrypts `plain` as application data, appending the records to `out`. After our
-    /// close_notify nothing is: the bytes are dropped (the connection is closing).
-    ///
-    /// # Errors
-    /// When the connection cannot send application data (handshaking, key usage exhausted).
-    pub(crate) fn encrypt(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), rustls::Error> {
+    /// [`TlsConn::encrypt`] by rustls.
+    fn encrypt(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), rustls::Error> {
         if self.closed || plain.is_empty() {
             return Ok(());
         }
@@ -164,8 +233,8 @@ impl TlsConn {
         }
     }
 
-    /// Appends our close_notify (once); nothing is encrypted after it.
-    pub(crate) fn close_notify(&mut self, out: &mut Vec<u8>) {
+    /// [`TlsConn::close_notify`] by rustls.
+    fn close_notify(&mut self, out: &mut Vec<u8>) {
         if self.closed {
             return;
         }

@@ -12,7 +12,7 @@ const KEEP: usize = 1 << 20;
 /// One reactor's secure connections and TLS scratch.
 pub(crate) struct Layer {
     /// By slab key; `None` for a slot without TLS (or free).
-    conns: Vec<Option<Box<TlsConn>>>,
+    conns: Vec<Option<TlsConn>>,
     /// The bytes of a record (or handshake message) cut by a read, by slab key, while one is.
     pub(crate) partials: HashMap<usize, Vec<u8>>,
     state: TlsState,
@@ -61,14 +61,14 @@ impl Layer {
         if self.conns.len() <= key {
             self.conns.resize_with(key + 1, || None);
         }
-        self.conns[key] = Some(Box::new(TlsConn::new(conn)));
+        self.conns[key] = Some(TlsConn::new(conn, self.state.record_handover));
         self.handshaking += 1;
         Ok(())
     }
 
     /// Connection `key`'s TLS state, if it is a secure connection.
     pub(crate) fn get(&mut self, key: usize) -> Option<&mut TlsConn> {
-        self.conns.get_mut(key)?.as_deref_mut()
+        self.conns.get_mut(key)?.as_mut()
     }
 
     /// Connection `key`'s TLS state with the staging and sealing scratch, for sending.
@@ -76,7 +76,7 @@ impl Layer {
         &mut self,
         key: usize,
     ) -> Option<(&mut TlsConn, &mut Vec<u8>, &mut Vec<u8>)> {
-        let tc = self.conns.get_mut(key)?.as_deref_mut()?;
+        let tc = self.conns.get_mut(key)?.as_mut()?;
         Some((tc, &mut self.stage, &mut self.sealed))
     }
 

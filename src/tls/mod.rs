@@ -12,8 +12,14 @@
 mod config;
 mod conn;
 mod layer;
+mod records;
 
 pub use config::TlsConfig;
 pub(crate) use config::TlsState;
 pub(crate) use conn::TlsConn;
 pub(crate) use layer::Layer;
+
+/// `size_of` of the boxed rustls state of a connection.
+pub(crate) const RUSTLS_SIZE: usize = std::mem::size_of::<conn::Unbuffered>();
+/// `size_of` of the boxed records of a connection after the handover.
+pub(crate) const RECORDS_SIZE: usize = std::mem::size_of::<records::Records>();
