@@ -45,83 +45,81 @@ const DECODE_ERROR: u8 = 50;
 const INTERNAL_ERROR: u8 = 80;
 const USER_CANCELED: u8 = 90;
 
-/// One direction's key, IV and sequence number.
-struct Keys {
-    key: LessSafeKey,
-    iv: [u8; 12],
-    seq: u64,
+/// A direction's AEAD key and IV from rustls' secrets.
+fn keys(secrets: &ConnectionTrafficSecrets) -> Result<(LessSafeKey, [u8; 12]), Error> {
+    let (alg, key, iv) = match secrets {
+        ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (&aead::AES_128_GCM, key, iv),
+        ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (&aead::AES_256_GCM, key, iv),
+        ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
+            (&aead::CHACHA20_POLY1305, key, iv)
+        }
+        _ => return Err(general("a cipher suite the record handover does not know")),
+    };
+    let key = UnboundKey::new(alg, key.as_ref()).map_err(|_| general("bad AEAD key"))?;
+    let iv = iv
+        .as_ref()
+        .try_into()
+        .map_err(|_| general("bad IV length"))?;
+    Ok((LessSafeKey::new(key), iv))
 }
 
-impl Keys {
-    fn new((seq, secrets): (u64, ConnectionTrafficSecrets)) -> Result<Keys, Error> {
-        let (alg, key, iv) = match &secrets {
-            ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (&aead::AES_128_GCM, key, iv),
-            ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (&aead::AES_256_GCM, key, iv),
-            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
-                (&aead::CHACHA20_POLY1305, key, iv)
-            }
-            _ => return Err(general("a cipher suite the record handover does not know")),
-        };
-        let key = UnboundKey::new(alg, key.as_ref()).map_err(|_| general("bad AEAD key"))?;
-        let iv = iv
-            .as_ref()
-            .try_into()
-            .map_err(|_| general("bad IV length"))?;
-        Ok(Keys {
-            key: LessSafeKey::new(key),
-            iv,
-            seq,
-        })
+/// The nonce of record `seq` (section 5.3), or an error where the sequence number would wrap
+/// (`u64::MAX` also marks a direction closed).
+fn nonce(iv: &[u8; 12], seq: u64) -> Result<Nonce, Error> {
+    if seq == u64::MAX {
+        return Err(general("record sequence number exhausted"));
     }
-
-    /// The nonce of the next record (section 5.3), or an error where the sequence number
-    /// would wrap.
-    fn nonce(&self) -> Result<Nonce, Error> {
-        if self.seq == u64::MAX {
-            return Err(general("record sequence number exhausted"));
-        }
-        let mut n = self.iv;
-        for (b, s) in n[4..].iter_mut().zip(self.seq.to_be_bytes()) {
-            *b ^= s;
-        }
-        Ok(Nonce::assume_unique_for_key(n))
+    let mut n = *iv;
+    for (b, s) in n[4..].iter_mut().zip(seq.to_be_bytes()) {
+        *b ^= s;
     }
+    Ok(Nonce::assume_unique_for_key(n))
 }
 
-impl Keys {
-    /// Seals one record of content type `typ` (at most 2^14 bytes) at the end of `out`.
-    fn seal(&mut self, typ: u8, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        let nonce = self.nonce()?;
-        let start = out.len();
-        let len = data.len() + 1 + TAG;
-        out.extend_from_slice(&[APPLICATION_DATA, 3, 3]);
-        out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
-        out.extend_from_slice(data);
-        out.push(typ);
-        let (head, body) = out[start..].split_at_mut(HEADER);
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(nonce, Aad::from(&*head), body)
-            .map_err(|_| general("sealing failed"))?;
-        out.extend_from_slice(tag.as_ref());
-        self.seq += 1;
-        Ok(())
-    }
+/// Seals one record of content type `typ` (at most 2^14 bytes) at the end of `out`.
+fn seal(
+    key: &LessSafeKey,
+    iv: &[u8; 12],
+    seq: &mut u64,
+    typ: u8,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let nonce = nonce(iv, *seq)?;
+    let start = out.len();
+    let len = data.len() + 1 + TAG;
+    out.extend_from_slice(&[APPLICATION_DATA, 3, 3]);
+    out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend_from_slice(data);
+    out.push(typ);
+    let (head, body) = out[start..].split_at_mut(HEADER);
+    let tag = key
+        .seal_in_place_separate_tag(nonce, Aad::from(&*head), body)
+        .map_err(|_| general("sealing failed"))?;
+    out.extend_from_slice(tag.as_ref());
+    *seq += 1;
+    Ok(())
 }
 
 fn general(msg: &str) -> Error {
     Error::General(msg.to_owned())
 }
 
-/// One connection's records after the handover.
+/// One connection's records after the handover. The fields are laid out flat (no per-direction
+/// struct) so that no padding is repeated: this is what an idle connection keeps.
 pub(crate) struct Records {
     kernel: KernelConnection<ServerConnectionData>,
-    tx: Keys,
-    rx: Keys,
-    /// Records sealed under one key before it is replaced (the suite's confidentiality limit).
-    tx_limit: u64,
-    /// We sent close_notify or a fatal alert: nothing more is sealed.
-    closed: bool,
+    tx: LessSafeKey,
+    rx: LessSafeKey,
+    tx_iv: [u8; 12],
+    rx_iv: [u8; 12],
+    /// Records sealed under `tx`; `u64::MAX` once we sent close_notify or a fatal alert
+    /// (nothing more is sealed).
+    tx_seq: u64,
+    rx_seq: u64,
+    /// A lower confidentiality limit, for tests.
+    #[cfg(test)]
+    limit: Option<u64>,
 }
 
 impl Records {
@@ -137,17 +135,35 @@ impl Records {
             return Err(general("the record handover is for TLS 1.3 only"));
         }
         let (secrets, kernel) = conn.dangerous_into_kernel_connection()?;
-        let tx_limit = kernel
+        let (tx, tx_iv) = keys(&secrets.tx.1)?;
+        let (rx, rx_iv) = keys(&secrets.rx.1)?;
+        Ok(Records {
+            kernel,
+            tx,
+            rx,
+            tx_iv,
+            rx_iv,
+            tx_seq: secrets.tx.0,
+            rx_seq: secrets.rx.0,
+            #[cfg(test)]
+            limit: None,
+        })
+    }
+
+    fn closed(&self) -> bool {
+        self.tx_seq == u64::MAX
+    }
+
+    /// Records sealed under one key before it is replaced (the suite's confidentiality limit).
+    fn tx_limit(&self) -> u64 {
+        #[cfg(test)]
+        if let Some(n) = self.limit {
+            return n;
+        }
+        self.kernel
             .negotiated_cipher_suite()
             .tls13()
-            .map_or(1 << 24, |s| s.common.confidentiality_limit);
-        Ok(Records {
-            tx: Keys::new(secrets.tx)?,
-            rx: Keys::new(secrets.rx)?,
-            kernel,
-            tx_limit,
-            closed: false,
-        })
+            .map_or(1 << 24, |s| s.common.confidentiality_limit)
     }
 
     /// Opens the records in `cipher`; application data is copied to the start of `plain`
@@ -186,11 +202,11 @@ impl Records {
                 break;
             }
             let (head, body) = rest[..HEADER + len].split_at_mut(HEADER);
-            let nonce = self.rx.nonce()?;
-            let Ok(inner) = self.rx.key.open_in_place(nonce, Aad::from(&*head), body) else {
+            let nonce = nonce(&self.rx_iv, self.rx_seq)?;
+            let Ok(inner) = self.rx.open_in_place(nonce, Aad::from(&*head), body) else {
                 return Err(self.fatal(out, BAD_RECORD_MAC, "a record that does not open"));
             };
-            self.rx.seq += 1;
+            self.rx_seq += 1;
             done.used += HEADER + len;
             let Some(end) = inner.iter().rposition(|&b| b != 0) else {
                 return Err(self.fatal(out, UNEXPECTED_MESSAGE, "a record without content type"));
@@ -255,8 +271,10 @@ impl Records {
                 return Err(self.fatal(out, ILLEGAL_PARAMETER, "a KeyUpdate request of 2 or more"));
             }
         };
-        self.rx = Keys::new(self.kernel.update_rx_secret()?)?;
-        if requested && !self.closed {
+        let (seq, secrets) = self.kernel.update_rx_secret()?;
+        (self.rx, self.rx_iv) = keys(&secrets)?;
+        self.rx_seq = seq;
+        if requested && !self.closed() {
             self.update_tx(out)?;
         }
         Ok(())
@@ -265,7 +283,9 @@ impl Records {
     /// Sends a KeyUpdate (not asking the peer for one) under the current key, then changes it.
     fn update_tx(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
         self.seal(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, 0], out)?;
-        self.tx = Keys::new(self.kernel.update_tx_secret()?)?;
+        let (seq, secrets) = self.kernel.update_tx_secret()?;
+        (self.tx, self.tx_iv) = keys(&secrets)?;
+        self.tx_seq = seq;
         Ok(())
     }
 
@@ -275,12 +295,12 @@ impl Records {
     /// # Errors
     /// The key could not be changed (the connection is broken).
     pub(crate) fn encrypt(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        if self.closed {
+        if self.closed() {
             return Ok(());
         }
         out.reserve(plain.len() + plain.len().div_ceil(MAX_PLAIN) * (HEADER + 1 + TAG));
         for part in plain.chunks(MAX_PLAIN) {
-            if self.tx.seq >= self.tx_limit {
+            if self.tx_seq >= self.tx_limit() {
                 self.update_tx(out)?;
             }
             self.seal(APPLICATION_DATA, part, out)?;
@@ -290,30 +310,30 @@ impl Records {
 
     /// Appends our close_notify (once); nothing is sealed after it.
     pub(crate) fn close_notify(&mut self, out: &mut Vec<u8>) {
-        if !self.closed {
+        if !self.closed() {
             let _ = self.seal(ALERT, &[1, CLOSE_NOTIFY], out);
-            self.closed = true;
+            self.tx_seq = u64::MAX;
         }
     }
 
     /// Appends a fatal alert (unless we already closed) and returns the error to report.
     fn fatal(&mut self, out: &mut Vec<u8>, desc: u8, what: &str) -> Error {
-        if !self.closed {
+        if !self.closed() {
             let _ = self.seal(ALERT, &[2, desc], out);
-            self.closed = true;
+            self.tx_seq = u64::MAX;
         }
         Error::General(format!("{what} (alert {desc})"))
     }
 
     /// Seals one record under our current key.
     fn seal(&mut self, typ: u8, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        self.tx.seal(typ, data, out)
+        seal(&self.tx, &self.tx_iv, &mut self.tx_seq, typ, data, out)
     }
 
     /// Sets the confidentiality limit (tests reach it in a few records).
     #[cfg(test)]
     fn set_tx_limit(&mut self, n: u64) {
-        self.tx_limit = n;
+        self.limit = Some(n);
     }
 }
 
@@ -331,6 +351,19 @@ mod tests {
 
     use super::*;
     use crate::tls::{TlsConfig, TlsConn};
+
+    /// A client's sending keys, to seal by hand.
+    struct Keys {
+        key: LessSafeKey,
+        iv: [u8; 12],
+        seq: u64,
+    }
+
+    impl Keys {
+        fn seal(&mut self, typ: u8, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+            seal(&self.key, &self.iv, &mut self.seq, typ, data, out)
+        }
+    }
 
     struct Pair {
         client: ClientConnection,
@@ -446,7 +479,15 @@ mod tests {
         #[allow(deprecated)]
         fn client_keys(self) -> (Keys, TlsConn) {
             let s = self.client.dangerous_extract_secrets().unwrap();
-            (Keys::new(s.tx).unwrap(), self.server)
+            let (key, iv) = keys(&s.tx.1).unwrap();
+            (
+                Keys {
+                    key,
+                    iv,
+                    seq: s.tx.0,
+                },
+                self.server,
+            )
         }
     }
 
@@ -560,7 +601,7 @@ mod tests {
         let (got, answer) = p.to_server(up).unwrap();
         assert_eq!(got, b"new keys");
         assert_eq!(headers(&answer).len(), 1, "our KeyUpdate");
-        assert_eq!(p.records().tx.seq, 0, "our key changed after it");
+        assert_eq!(p.records().tx_seq, 0, "our key changed after it");
         assert!(p.to_client(&answer).unwrap().is_empty());
         // Under the new keys both ways (the client took our KeyUpdate and changed its key).
         let down = p.sealed(b"from the new key");
@@ -595,21 +636,25 @@ mod tests {
         alert_in(&mut server, &out)
     }
 
-    /// The alert description in the server's last record (opened with its own keys' peer: the
-    /// record layer is symmetric, so the server's tx keys are rebuilt from its sequence number).
+    /// The alert description in the server's last record, opened with the server's own key
+    /// (the direction is closed after it, so the sequence number it used is found by trying the
+    /// first few: the handshake's tickets went before it).
     fn alert_in(server: &mut TlsConn, out: &[u8]) -> AlertDescription {
         let hs = headers(out);
         assert_eq!(hs.len(), 1, "one alert record");
-        // Open it with the server's own key: seq was advanced by one sealing.
         let r = records(server);
-        r.tx.seq -= 1;
         let mut rec = out.to_vec();
         let (head, body) = rec.split_at_mut(HEADER);
-        let nonce = r.tx.nonce().unwrap();
-        let inner =
-            r.tx.key
-                .open_in_place(nonce, Aad::from(&*head), body)
-                .unwrap();
+        let opens = |q: u64| {
+            let mut b = body.to_vec();
+            r.tx.open_in_place(nonce(&r.tx_iv, q).unwrap(), Aad::from(&*head), &mut b)
+                .is_ok()
+        };
+        let seq = (0..8)
+            .find(|&q| opens(q))
+            .expect("the alert opens under our key");
+        let nonce = nonce(&r.tx_iv, seq).unwrap();
+        let inner = r.tx.open_in_place(nonce, Aad::from(&*head), body).unwrap();
         assert_eq!(inner.len(), 3);
         assert_eq!(inner[2], ALERT);
         assert_eq!(inner[0], 2, "fatal");
