@@ -12,6 +12,10 @@
 # TCP accept, TLS handshake where wss, and the WebSocket upgrade, as connections per CPU-second.
 #
 # Usage: scripts/tls_memory.sh [N]        (default 10000; bounded: each hold lasts 3 s)
+# Servers: myriad-ws, myriad-wss (the default TLS mode: rustls' unbuffered connection),
+# myriad-wss-handover (--tls-record-handover: after the handshake, the keys alone), peer-ws,
+# peer-wss.
+# RssAnon is read SETTLE seconds (default 2) after the last connection opened (the hold lasts 3).
 # Environment: SERVERS="myriad-ws myriad-wss peer-ws peer-wss" to choose; OUT (default
 # target/tls-memory) for logs, the certificate and results.md.
 set -euo pipefail
@@ -19,7 +23,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 N=${1:-10000}
 OUT=${OUT:-$ROOT/target/tls-memory}
-SERVERS=${SERVERS:-"myriad-ws myriad-wss peer-ws peer-wss"}
+SETTLE=${SETTLE:-2}
+SERVERS=${SERVERS:-"myriad-ws myriad-wss myriad-wss-handover peer-ws peer-wss"}
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -55,8 +60,9 @@ for s in $SERVERS; do
   tls=()
   load_tls=()
   case $s in
-    *-wss) tls=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem"); load_tls=(--tls-ca "$OUT/cert.pem") ;;
+    *-wss*) tls=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem"); load_tls=(--tls-ca "$OUT/cert.pem") ;;
   esac
+  [ "$s" = myriad-wss-handover ] && tls+=(--tls-record-handover)
   case $s in
     myriad-*)
       taskset -c 0 "$MYRIAD" serve --listen "127.0.0.1:$port" --workers 1 --no-http-endpoints \
@@ -87,7 +93,7 @@ for s in $SERVERS; do
     sleep 0.1
   done
   t1=$(cpu_ticks "$SRV")
-  sleep 1
+  sleep "$SETTLE"
   held=$(rss_anon "$SRV")
   wait "$LOADPID" || true
   kill -TERM "$SRV" 2>/dev/null || true
