@@ -5,17 +5,23 @@
 #   3. build-release  cargo build --release --bins
 #   4. cargo-test     cargo test (debug build: unit and integration tests)
 #   5. python-echo    tests/python/test_echo.py against target/release/myriad (and
-#      python-echo-wss  again over wss with a certificate made by openssl),
+#      python-echo-wss  again over wss with a certificate made by openssl,
+#      python-echo-wss-handover  and over wss with --tls-record-handover),
 #      python-pubsub  and tests/python/test_pubsub.py against its --mode pubsub,
 #      python-endpoints  tests/python/test_endpoints.py: /healthz, /readyz, /metrics checked
 #                     by Prometheus' promtool (installs Debian's prometheus for it)
 #   6. chromium       tests/browser/test_chromium.py: headless Chromium negotiates
-#                     permessage-deflate with the release binary, over ws and wss
+#                     permessage-deflate with the release binary, over ws and wss (and
+#                     wss with the record handover)
 #                     (installs chromium);
 #      dashboard      tests/browser/test_dashboard.py: /dashboard shows the live count
 #   7. autobahn       scripts/autobahn.sh, cases 1.* to 10.* (skipped, with a
 #                     message, when no Python 2.7 interpreter exists)
 #   8. autobahn-wss   every case above and 12.*/13.* over wss:// (AUTOBAHN_TLS=1);
+#      autobahn-wss-handover  1.* to 10.*, 12.1.* and 13.1.* over wss:// with
+#                     --tls-record-handover;
+#      tls-handover   cargo test --test tls again with the record handover
+#                     (MYRIAD_TLS_HANDOVER=1);
 #      autobahn-deflate-MODE   cases 12.* and 13.* against --deflate-mode shared;
 #                     13.* against inflate-window and dedicated (all of 12.* too
 #                     with AUTOBAHN_DEFLATE_FULL=1)
@@ -162,12 +168,15 @@ fi
 build_ok=0
 run_step build-release 1800 cargo build --release --bins && build_ok=1
 run_step cargo-test 1800 cargo test || true
+run_step tls-handover 600 env MYRIAD_TLS_HANDOVER=1 cargo test --test tls || true
 
 # --- 5./6. end to end -------------------------------------------------------------
 if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
   if [ -x target/py-venv/bin/python ]; then
     run_step python-echo 600 target/py-venv/bin/python tests/python/test_echo.py || true
     run_step python-echo-wss 600 env MYRIAD_TLS=1 target/py-venv/bin/python tests/python/test_echo.py || true
+    run_step python-echo-wss-handover 600 env MYRIAD_TLS=1 MYRIAD_TLS_HANDOVER=1 \
+      target/py-venv/bin/python tests/python/test_echo.py || true
     run_step python-pubsub 600 target/py-venv/bin/python tests/python/test_pubsub.py || true
     if command -v promtool >/dev/null 2>&1 || install_promtool; then
       run_step python-endpoints 300 target/py-venv/bin/python tests/python/test_endpoints.py || true
@@ -195,6 +204,11 @@ if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
   # wss: the whole suite over TLS (1.* to 10.*, and 12.*/13.* in the default deflate mode).
   run_step autobahn-wss 2400 env AUTOBAHN_TLS=1 AUTOBAHN_OUT="target/autobahn-wss" \
     bash scripts/autobahn.sh "1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*,12.*,13.*" || true
+  # The record handover: the same over its own record layer (the deflate cases only in part: the
+  # record layer does not see compression, and 9.* already moves the large messages).
+  run_step autobahn-wss-handover 1200 env AUTOBAHN_TLS=1 AUTOBAHN_OUT="target/autobahn-wss-handover" \
+    MYRIAD_SERVER_ARGS="--tls-record-handover" \
+    bash scripts/autobahn.sh "1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*,12.1.*,13.1.*" || true
   optin_cases="13.*"
   [ "${AUTOBAHN_DEFLATE_FULL:-0}" = 1 ] && optin_cases="12.*,13.*"
   for mode in inflate-window dedicated; do

@@ -10,7 +10,9 @@ Environment: MYRIAD_BIN (default target/release/myriad), MYRIAD_WORKERS
 (default 2), MYRIAD_TEST_TIMEOUT (seconds per conversation, default 20),
 MYRIAD_TLS=1 (the same conversations over wss: a certificate for 127.0.0.1
 and localhost is made with openssl, the server gets --tls-cert/--tls-key and
-the client trusts that certificate only; plus a SIGHUP certificate reload).
+the client trusts that certificate only; plus a SIGHUP certificate reload),
+MYRIAD_TLS_HANDOVER=1 (with MYRIAD_TLS=1: the server also gets
+--tls-record-handover).
 
 Prints one line per test and finally `python-websockets: N passed, M failed`;
 exits non-zero if any test failed. Standalone: no pytest needed.
@@ -346,6 +348,8 @@ def main():
         cert, key = make_cert("server")
         SSL_CTX = trusting(cert)
         extra = ["--tls-cert", cert, "--tls-key", key]
+        if os.environ.get("MYRIAD_TLS_HANDOVER") == "1":
+            extra.append("--tls-record-handover")
     log_path = os.path.join(ROOT, "target", "python-tests-server%s.log" % ("-tls" if TLS else ""))
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     print("websockets %s; server %s on %s (log: %s)" % (websockets.__version__, binary, URI, log_path), flush=True)
