@@ -29,7 +29,8 @@
 # crate's default configuration), RESULT (the report file; default bench/results/echo-<date>.md).
 # TLS=1: the same over wss (TLS 1.3, a certificate made by openssl): myriad against
 # tungstenite-echo over tokio-rustls (fastwebsockets has no TLS peer here), the load generator
-# speaking rustls' client; results in bench/results/echo-wss-<date>.md.
+# speaking rustls' client; myriad twice, in its default TLS mode and with --tls-record-handover
+# (myriad-handover); results in bench/results/echo-wss-<date>.md.
 # Traffic goes to 127.0.0.1 only.
 set -euo pipefail
 
@@ -48,7 +49,7 @@ MAX_SECONDS=${MAX_SECONDS:-1800}
 TUNGSTENITE_ARGS=${TUNGSTENITE_ARGS:-}
 TLS=${TLS:-0}
 SERVERS=(myriad tungstenite fastwebsockets)
-[ "$TLS" = 1 ] && SERVERS=(myriad tungstenite)
+[ "$TLS" = 1 ] && SERVERS=(myriad myriad-handover tungstenite)
 
 SERVER_PID=""
 LOAD_PID=""
@@ -96,6 +97,8 @@ run_one() {
   local cmd
   case $name in
     myriad) cmd=("$MYRIAD_BIN" serve --listen "127.0.0.1:$port" --workers 1 "${SERVER_TLS[@]}") ;;
+    myriad-handover)
+      cmd=("$MYRIAD_BIN" serve --listen "127.0.0.1:$port" --workers 1 "${SERVER_TLS[@]}" --tls-record-handover) ;;
     tungstenite)
       # shellcheck disable=SC2206 # TUNGSTENITE_ARGS is a list of flags
       cmd=("$TUNG_BIN" --listen "127.0.0.1:$port" $TUNGSTENITE_ARGS "${SERVER_TLS[@]}") ;;
