@@ -80,7 +80,7 @@ pub struct ReactorStats {
     pub connections: u64,
     /// Connections opened (WebSockets and streamed responses).
     pub opened: u64,
-    /// Closed connections by close code: [`CLOSE_CODES`] in order (the last, 0, counts any other
+    /// Closed connections by close code: `CLOSE_CODES` in order (the last, 0, counts any other
     /// code below 3000), then `3xxx` and `4xxx`.
     pub closed: [u64; 18],
     /// Refusals by [`HandshakeFailure::ALL`].
@@ -118,7 +118,7 @@ pub struct ReactorStats {
     pub inflate_limited: u64,
     /// TLS handshakes completed.
     pub tls_handshakes: u64,
-    /// Loop iterations by duration: counts per [`LOOP_BUCKETS`] bound, then `+Inf` (not
+    /// Loop iterations by duration: counts per `LOOP_BUCKETS` bound, then `+Inf` (not
     /// cumulative).
     pub loop_buckets: [u64; 8],
     /// Total time of the loop iterations, in nanoseconds.

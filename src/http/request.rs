@@ -338,8 +338,8 @@ pub(crate) fn check_upgrade<'a>(req: Request<'a>) -> Result<Request<'a>, HttpErr
     Ok(Request { key, ..req })
 }
 
-/// Parses and validates a complete upgrade request head: [`parse_head`] then
-/// [`check_upgrade`]'s checks.
+/// Parses and validates a complete upgrade request head: `parse_head` then
+/// `check_upgrade`'s checks.
 ///
 /// `buf` is `&buf[..head_len]` where `head_len` came from [`find_head_end`](super::find_head_end)
 /// (trailing bytes, such as a pipelined first frame, are ignored anyway). `headers` is the

@@ -416,8 +416,8 @@ mod tests {
         for _ in 0..10 {
             let up = p.client_out();
             if !up.is_empty() {
-                let (_, down) = p.to_server(up).unwrap();
-                p.to_client(&down).unwrap();
+                let (_, down) = p.send_up(up).unwrap();
+                p.send_down(&down).unwrap();
             }
             if !p.client.is_handshaking() && !p.client.wants_write() {
                 break;
@@ -442,7 +442,7 @@ mod tests {
         }
 
         /// Bytes to the server: (plaintext, the server's answer), all bytes used.
-        fn to_server(&mut self, mut cipher: Vec<u8>) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        fn send_up(&mut self, mut cipher: Vec<u8>) -> Result<(Vec<u8>, Vec<u8>), Error> {
             let (d, plain, out) = self.feed(&mut cipher);
             let d = d?;
             assert_eq!(d.used, cipher.len(), "a whole flight is used");
@@ -454,7 +454,7 @@ mod tests {
         }
 
         /// Bytes to the client: the plaintext it then has.
-        fn to_client(&mut self, mut bytes: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        fn send_down(&mut self, mut bytes: &[u8]) -> Result<Vec<u8>, rustls::Error> {
             let mut plain = Vec::new();
             while !bytes.is_empty() {
                 self.client.read_tls(&mut bytes).unwrap();
@@ -539,7 +539,7 @@ mod tests {
                 let msg: Vec<u8> = (0..*n).map(|j| (i + j) as u8).collect();
                 p.client.writer().write_all(&msg).unwrap();
                 let up = p.client_out();
-                let (got, answer) = p.to_server(up).unwrap();
+                let (got, answer) = p.send_up(up).unwrap();
                 assert_eq!(got, msg);
                 assert!(answer.is_empty());
                 let down = p.sealed(&msg);
@@ -547,7 +547,7 @@ mod tests {
                     assert_eq!(typ, APPLICATION_DATA);
                     assert!(len <= MAX_PLAIN + 1 + TAG);
                 }
-                assert_eq!(p.to_client(&down).unwrap(), msg, "{suite:?} {n}");
+                assert_eq!(p.send_down(&down).unwrap(), msg, "{suite:?} {n}");
             }
         }
     }
@@ -558,9 +558,9 @@ mod tests {
         assert!(!p.server.is_handed_over());
         p.client.writer().write_all(b"twelve").unwrap();
         let up = p.client_out();
-        assert_eq!(p.to_server(up).unwrap().0, b"twelve");
+        assert_eq!(p.send_up(up).unwrap().0, b"twelve");
         let down = p.sealed(b"back");
-        assert_eq!(p.to_client(&down).unwrap(), b"back");
+        assert_eq!(p.send_down(&down).unwrap(), b"back");
     }
 
     #[test]
@@ -586,7 +586,7 @@ mod tests {
         p.server.close_notify(&mut out);
         p.server.close_notify(&mut out);
         assert_eq!(headers(&out).len(), 1, "once");
-        p.to_client(&out).unwrap();
+        p.send_down(&out).unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(p.client.reader().read(&mut buf).unwrap(), 0, "a clean end");
         assert!(p.sealed(b"after").is_empty(), "nothing after close_notify");
@@ -598,17 +598,17 @@ mod tests {
         p.client.refresh_traffic_keys().unwrap();
         p.client.writer().write_all(b"new keys").unwrap();
         let up = p.client_out();
-        let (got, answer) = p.to_server(up).unwrap();
+        let (got, answer) = p.send_up(up).unwrap();
         assert_eq!(got, b"new keys");
         assert_eq!(headers(&answer).len(), 1, "our KeyUpdate");
         assert_eq!(p.records().tx_seq, 0, "our key changed after it");
-        assert!(p.to_client(&answer).unwrap().is_empty());
+        assert!(p.send_down(&answer).unwrap().is_empty());
         // Under the new keys both ways (the client took our KeyUpdate and changed its key).
         let down = p.sealed(b"from the new key");
-        assert_eq!(p.to_client(&down).unwrap(), b"from the new key");
+        assert_eq!(p.send_down(&down).unwrap(), b"from the new key");
         p.client.writer().write_all(b"again").unwrap();
         let up = p.client_out();
-        assert_eq!(p.to_server(up).unwrap().0, b"again");
+        assert_eq!(p.send_up(up).unwrap().0, b"again");
     }
 
     #[test]
@@ -623,7 +623,7 @@ mod tests {
         }
         // 10 records of data, and a KeyUpdate before the 4th, the 7th and the 10th.
         assert_eq!(headers(&down).len(), 13);
-        assert_eq!(p.to_client(&down).unwrap(), all);
+        assert_eq!(p.send_down(&down).unwrap(), all);
     }
 
     /// A record the client seals by hand, and the alert the client then reads.
@@ -672,7 +672,7 @@ mod tests {
         let (d, _, out) = p.feed(&mut up);
         assert!(d.is_err());
         assert_eq!(
-            p.to_client(&out).unwrap_err(),
+            p.send_down(&out).unwrap_err(),
             rustls::Error::AlertReceived(AlertDescription::BadRecordMac)
         );
         // Over the record size: record_overflow, before any byte of it is needed.
@@ -682,7 +682,7 @@ mod tests {
         let (d, _, out) = p.feed(&mut up);
         assert!(d.is_err());
         assert_eq!(
-            p.to_client(&out).unwrap_err(),
+            p.send_down(&out).unwrap_err(),
             rustls::Error::AlertReceived(AlertDescription::RecordOverflow)
         );
         // An unprotected handshake record after the handshake: unexpected_message.
@@ -691,7 +691,7 @@ mod tests {
         let (d, _, out) = p.feed(&mut up);
         assert!(d.is_err());
         assert_eq!(
-            p.to_client(&out).unwrap_err(),
+            p.send_down(&out).unwrap_err(),
             rustls::Error::AlertReceived(AlertDescription::UnexpectedMessage)
         );
     }
