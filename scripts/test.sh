@@ -8,6 +8,8 @@
 #      python-echo-wss  again over wss with a certificate made by openssl,
 #      python-echo-wss-handover  and over wss with --tls-record-handover),
 #      python-pubsub  and tests/python/test_pubsub.py against its --mode pubsub,
+#      python-broker  tests/python/test_broker.py: three --broker nodes over a real
+#                     redis-server (installs Debian's redis-server);
 #      python-endpoints  tests/python/test_endpoints.py: /healthz, /readyz, /metrics checked
 #                     by Prometheus' promtool (installs Debian's prometheus for it)
 #   6. chromium       tests/browser/test_chromium.py: headless Chromium negotiates
@@ -113,6 +115,9 @@ install_deps() {
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${pkgs[@]}"
   fi
+  # Debian's redis-server for the broker tests (tests/broker.rs, tests/python/test_broker.py),
+  # which start their own on a loopback port; the package's own service is not started.
+  command -v redis-server >/dev/null 2>&1 || install_redis
   python3 -c 'import sys; assert sys.version_info >= (3, 11), "websockets 17 needs Python >= 3.11, have " + sys.version' 
   echo "python3: $(command -v python3) ($(python3 --version 2>&1)); cargo: $(cargo --version)"
 }
@@ -139,6 +144,22 @@ install_chromium() {
 
 # Prometheus' promtool (Debian's prometheus package) for the /metrics check. The package would
 # start a Prometheus service where an init system runs; a policy-rc.d that says no keeps it off.
+install_redis() {
+  [ "$(id -u)" = 0 ] || { echo "redis-server missing and not root: install it"; return 1; }
+  echo "installing redis-server (the tests start their own; the service is kept from starting)"
+  local made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  local rc=0
+  { timeout 900 apt-get update -q >/dev/null && \
+    timeout 900 apt-get install -y -q --no-install-recommends redis-server >/dev/null; } || rc=$?
+  [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  return $rc
+}
+
 install_promtool() {
   [ "$(id -u)" = 0 ] || { echo "promtool missing and not root"; return 1; }
   echo "installing prometheus (for promtool)"
@@ -155,7 +176,7 @@ install_promtool() {
   return $rc
 }
 
-export -f install_deps setup_py_venv
+export -f install_deps install_redis setup_py_venv
 export ROOT
 
 if run_step deps 900 bash -c 'set -euo pipefail; install_deps'; then
@@ -167,7 +188,8 @@ fi
 # --- 3./4. cargo ------------------------------------------------------------------
 build_ok=0
 run_step build-release 1800 cargo build --release --bins && build_ok=1
-run_step cargo-test 1800 cargo test || true
+# tests/broker.rs needs redis-server (installed above): it must not skip here.
+run_step cargo-test 1800 env MYRIAD_REQUIRE_REDIS=1 cargo test || true
 run_step tls-handover 600 env MYRIAD_TLS_HANDOVER=1 cargo test --test tls || true
 
 # --- 5./6. end to end -------------------------------------------------------------
@@ -178,6 +200,7 @@ if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
     run_step python-echo-wss-handover 600 env MYRIAD_TLS=1 MYRIAD_TLS_HANDOVER=1 \
       target/py-venv/bin/python tests/python/test_echo.py || true
     run_step python-pubsub 600 target/py-venv/bin/python tests/python/test_pubsub.py || true
+    run_step python-broker 600 target/py-venv/bin/python tests/python/test_broker.py || true
     if command -v promtool >/dev/null 2>&1 || install_promtool; then
       run_step python-endpoints 300 target/py-venv/bin/python tests/python/test_endpoints.py || true
     else

@@ -129,6 +129,9 @@ pub struct Config {
     /// `recv_buffer` of at least 64 KiB (a record is up to 18 KiB).
     #[cfg(feature = "tls")]
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Pub/sub across nodes through this Redis (see [`crate::BrokerConfig`]). Default `None`:
+    /// publishes stay in the process.
+    pub broker: Option<crate::broker::BrokerConfig>,
 }
 
 impl Default for Config {
@@ -170,6 +173,7 @@ impl Default for Config {
             compression_level: 6,
             #[cfg(feature = "tls")]
             tls: None,
+            broker: None,
         }
     }
 }
@@ -266,6 +270,13 @@ impl Config {
     #[must_use]
     pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Config {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Sets `broker`: pub/sub across nodes through Redis.
+    #[must_use]
+    pub fn broker(mut self, broker: crate::broker::BrokerConfig) -> Config {
+        self.broker = Some(broker);
         self
     }
 

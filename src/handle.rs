@@ -191,7 +191,14 @@ impl ServerHandle {
             stats.reactors.push(r);
             stats.running.push(board.running(i));
         }
+        stats.broker = self.bus.broker_stats();
         stats
+    }
+
+    /// Whether the broker bridge is connected (`None`: the server has no broker). A readiness
+    /// probe answers 503 while it is `Some(false)`.
+    pub fn broker_up(&self) -> Option<bool> {
+        self.bus.broker_stats().map(|b| b.up)
     }
 
     /// How many connections subscribe to `topic`, on every reactor (uWebSockets'
@@ -277,6 +284,9 @@ impl ServerHandle {
         } else {
             Published::new(text, payload, None)
         };
-        self.bus.broadcast(&topic.into(), &Arc::new(message))
+        let topic: Arc<str> = topic.into();
+        let r = self.bus.broadcast(&topic, &Arc::new(message));
+        self.bus.to_broker(&topic, text, payload);
+        r
     }
 }

@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod board;
+mod broker;
 pub mod client;
 mod config;
 mod conn;
@@ -68,6 +69,7 @@ mod transport;
 mod upgrade;
 mod ws;
 
+pub use broker::BrokerConfig;
 pub use config::{BackpressurePolicy, Config, ContextMode, DeflateConfig};
 pub use error::{ProtocolError, SendError};
 pub use handle::ServerHandle;
@@ -77,7 +79,7 @@ pub use id::{ConnId, ParseConnIdError};
 pub use message::{Compress, Fragment, Message, SendStatus};
 pub use response::Response;
 pub use server::{Running, Server};
-pub use stats::{HandshakeFailure, ReactorStats, Stats, write_process_metrics};
+pub use stats::{BrokerStats, HandshakeFailure, ReactorStats, Stats, write_process_metrics};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
 pub use upgrade::{Accept, Upgrade};

@@ -88,6 +88,20 @@ impl Cmd {
     }
 }
 
+/// The way out of the process for publishes (the broker bridge, `Config::broker`): told of
+/// every publish made here and of each reactor's first and last subscriber of a topic. Never
+/// waits.
+pub(crate) trait Uplink: Send + Sync {
+    /// A publish made in this process, for the other nodes.
+    fn publish(&self, topic: &Arc<str>, text: bool, payload: &[u8]);
+    /// Reactor `reactor` gained its first (`on`) or lost its last subscriber of `topic`.
+    fn interest(&self, reactor: u32, topic: &str, on: bool);
+    /// The server is stopping.
+    fn stop(&self);
+    /// Its counts.
+    fn stats(&self) -> crate::stats::BrokerStats;
+}
+
 /// One reactor's mailbox, seen from other threads: a bounded queue for sends and publishes (a
 /// reactor that falls behind cannot make the others grow memory), an unbounded one for control.
 struct Mailbox {
@@ -121,6 +135,8 @@ pub(crate) struct Bus {
     board: Arc<Board>,
     /// Set when a graceful shutdown began.
     stopping: Arc<AtomicBool>,
+    /// The broker bridge, if the server has one.
+    uplink: Option<Arc<dyn Uplink>>,
 }
 
 /// The receiving end of a reactor's mailbox, kept by the reactor.
@@ -152,6 +168,7 @@ impl Bus {
         wakers: Vec<Waker>,
         compress_at: Option<usize>,
         capacity: usize,
+        uplink: Option<Arc<dyn Uplink>>,
     ) -> (Bus, Vec<Inbox>) {
         let mut mailboxes = Vec::with_capacity(wakers.len());
         let mut inboxes = Vec::with_capacity(wakers.len());
@@ -177,6 +194,7 @@ impl Bus {
             shared_deflate: Arc::new(counts),
             compress_at,
             stopping: Arc::new(AtomicBool::new(false)),
+            uplink,
         };
         (bus, inboxes)
     }
@@ -191,9 +209,24 @@ impl Bus {
         &self.board
     }
 
-    /// Records that a graceful shutdown began.
+    /// Records that a graceful shutdown began (the broker bridge stops too).
     pub(crate) fn set_stopping(&self) {
         self.stopping.store(true, Ordering::Release);
+        if let Some(u) = &self.uplink {
+            u.stop();
+        }
+    }
+
+    /// Hands a publish made in this process to the broker bridge, if there is one.
+    pub(crate) fn to_broker(&self, topic: &Arc<str>, text: bool, payload: &[u8]) {
+        if let Some(u) = &self.uplink {
+            u.publish(topic, text, payload);
+        }
+    }
+
+    /// The broker bridge's counts, if there is one.
+    pub(crate) fn broker_stats(&self) -> Option<crate::stats::BrokerStats> {
+        self.uplink.as_ref().map(|u| u.stats())
     }
 
     /// Whether a graceful shutdown began.
@@ -295,9 +328,12 @@ impl Bus {
         }
     }
 
-    /// Tells every reactor but `from` that `from` gained (`on`) or lost its subscribers of
-    /// `topic`.
+    /// Tells every reactor but `from` (and the broker bridge) that `from` gained (`on`) or lost
+    /// its subscribers of `topic`.
     pub(crate) fn announce(&self, from: u32, topic: Box<str>, on: bool) {
+        if let Some(u) = &self.uplink {
+            u.interest(from, &topic, on);
+        }
         for i in 0..self.mailboxes.len() as u32 {
             if i != from {
                 let cmd = Cmd::Interest {

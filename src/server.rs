@@ -77,7 +77,19 @@ impl<H: Handler> Server<H> {
         }
         let cfg = &self.config;
         let compress_at = cfg.deflate.enabled.then_some(cfg.compress_threshold);
-        let (bus, inboxes) = Bus::new(wakers, compress_at, cfg.mailbox_capacity);
+        // The broker bridge's queue exists before the bus (which holds it); the bridge starts
+        // after it.
+        let (uplink, bridge) = match &cfg.broker {
+            Some(b) => {
+                let (link, pending) = crate::broker::prepare(b)?;
+                (
+                    Some(link as std::sync::Arc<dyn crate::mailbox::Uplink>),
+                    Some(pending),
+                )
+            }
+            None => (None, None),
+        };
+        let (bus, inboxes) = Bus::new(wakers, compress_at, cfg.mailbox_capacity, uplink);
         let handle = ServerHandle::new(bus.clone(), cfg.shutdown_timeout, cfg.compression_level);
         #[cfg(feature = "tls")]
         let handle = match &cfg.tls {
@@ -88,6 +100,13 @@ impl<H: Handler> Server<H> {
             bus.board().set_running(i, true);
         }
         let mut threads = Vec::new();
+        if let Some(b) = bridge {
+            threads.push(b.start(
+                bus.clone(),
+                usize::try_from(cfg.max_message).unwrap_or(usize::MAX),
+                cfg.compression_level,
+            )?);
+        }
         let parts = polls.into_iter().zip(listeners).zip(inboxes);
         for (i, ((poll, listener), rx)) in parts.enumerate() {
             let handler = self.handler.clone();

@@ -187,6 +187,22 @@ impl ReactorStats {
     }
 }
 
+/// The broker bridge's counts (`Config::broker`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    /// Connected to the broker (both connections up and authenticated).
+    pub up: bool,
+    /// Publishes the broker took.
+    pub published: u64,
+    /// Messages received from other nodes (and from other publishers on the channels).
+    pub received: u64,
+    /// Publishes for the broker dropped: over `max_queued_bytes`, refused, or written to a
+    /// connection that failed before the broker confirmed them.
+    pub dropped: u64,
+    /// Times the bridge connected again after losing the broker.
+    pub reconnects: u64,
+}
+
 /// Every reactor's counts, and their sum.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -196,6 +212,8 @@ pub struct Stats {
     pub running: Vec<bool>,
     /// The sum over reactors.
     pub total: ReactorStats,
+    /// The broker bridge's counts, when the server has one.
+    pub broker: Option<BrokerStats>,
 }
 
 impl Stats {
@@ -206,7 +224,9 @@ impl Stats {
     /// `myriad_messages_sent_total`, `myriad_bytes_received_total`, `myriad_bytes_sent_total`,
     /// `myriad_messages_dropped_total`, `myriad_backpressure_bytes`, `myriad_topics`,
     /// `myriad_subscriptions`, `myriad_compressions_total`, `myriad_publishes_total`,
-    /// `myriad_handler_panics_total`, `myriad_tls_handshakes_total`, `myriad_reactor_up`, and the histogram
+    /// `myriad_handler_panics_total`, `myriad_tls_handshakes_total`, `myriad_reactor_up`, with a
+    /// broker `myriad_broker_up`, `myriad_broker_published_total`, `myriad_broker_received_total`,
+    /// `myriad_broker_dropped_total`, `myriad_broker_reconnects_total`; and the histogram
     /// `myriad_loop_iteration_seconds`.
     pub fn write_prometheus(&self, out: &mut String) {
         type Get = fn(&ReactorStats) -> u64;
@@ -330,6 +350,46 @@ impl Stats {
                 "myriad_reactor_up{{reactor=\"{i}\"}} {}",
                 u8::from(*up)
             );
+        }
+        if let Some(b) = self.broker {
+            let broker: [(&str, &str, &str, u64); 5] = [
+                (
+                    "myriad_broker_up",
+                    "gauge",
+                    "Connected to the broker.",
+                    u64::from(b.up),
+                ),
+                (
+                    "myriad_broker_published_total",
+                    "counter",
+                    "Publishes the broker took.",
+                    b.published,
+                ),
+                (
+                    "myriad_broker_received_total",
+                    "counter",
+                    "Messages received from the broker.",
+                    b.received,
+                ),
+                (
+                    "myriad_broker_dropped_total",
+                    "counter",
+                    "Publishes for the broker dropped (queue full, refused, or lost in a failure).",
+                    b.dropped,
+                ),
+                (
+                    "myriad_broker_reconnects_total",
+                    "counter",
+                    "Times the broker bridge connected again after losing the broker.",
+                    b.reconnects,
+                ),
+            ];
+            for (name, kind, help, v) in broker {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                );
+            }
         }
         let _ = writeln!(
             out,

@@ -101,6 +101,8 @@ impl<D> Shard<D> {
             self.bus
                 .post_publish(self.reactor, interested, &topic, &published);
         }
+        // Other nodes, through the broker bridge (when there is one).
+        self.bus.to_broker(&topic, text, payload);
         Ok(local)
     }
 

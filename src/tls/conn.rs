@@ -6,19 +6,8 @@
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
 
+pub(crate) use super::records::Decrypted;
 use super::records::Records;
-
-/// What decrypting a read gave.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Decrypted {
-    /// Plaintext bytes written at the start of the caller's buffer.
-    pub(crate) plain: usize,
-    /// Bytes of the input used; the rest is a cut record (or handshake message) to present
-    /// again, first, with the next read.
-    pub(crate) used: usize,
-    /// The peer sent close_notify (a clean end of its stream).
-    pub(crate) peer_closed: bool,
-}
 
 /// One connection's TLS state, a pointer in the reactor's table.
 pub(crate) enum TlsConn {

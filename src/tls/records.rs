@@ -18,7 +18,17 @@ use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
 use rustls::{ConnectionTrafficSecrets, Error};
 
-use super::conn::Decrypted;
+/// What decrypting a read gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Decrypted {
+    /// Plaintext bytes written at the start of the caller's buffer.
+    pub(crate) plain: usize,
+    /// Bytes of the input used; the rest is a cut record (or handshake message) to present
+    /// again, first, with the next read.
+    pub(crate) used: usize,
+    /// The peer sent close_notify (a clean end of its stream).
+    pub(crate) peer_closed: bool,
+}
 
 const HEADER: usize = 5;
 const TAG: usize = 16;

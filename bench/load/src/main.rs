@@ -133,6 +133,10 @@ struct Common {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:9001")]
     server: SocketAddr,
+    /// More servers (comma list): connections are spread over --server and these in turn
+    /// (fan-out across broker nodes; the publisher is on --server).
+    #[arg(long, value_delimiter = ',')]
+    also_server: Vec<SocketAddr>,
     /// Connections to open.
     #[arg(short = 'c', long, default_value_t = 100)]
     connections: usize,
@@ -209,6 +213,8 @@ struct Conn {
     next_seq: u64,
     /// When it opened (churn mode closes it a lifetime later).
     born: Instant,
+    /// Opened to --server (not an --also-server): the fan-out publisher is one of these.
+    primary: bool,
 }
 
 #[derive(Default)]
@@ -299,6 +305,10 @@ struct Run {
     /// The decoder lent to connections with nothing in progress.
     spare: Decoder,
     server: SocketAddr,
+    /// --server then --also-server: connection n goes to servers[n % len].
+    servers: Vec<SocketAddr>,
+    /// Connections opened so far (which server the next one goes to).
+    opened_n: usize,
     /// Echo mode: message size and pipeline depth; None in hold mode.
     echo: Option<(usize, usize, bool)>,
     fanout: Option<Fanout>,
@@ -320,7 +330,10 @@ fn token(key: usize) -> Token {
 
 impl Run {
     fn open(&mut self, src: Option<Ipv4Addr>) {
-        match connect_from(self.server, src) {
+        let server = self.servers[self.opened_n % self.servers.len()];
+        let primary = self.opened_n.is_multiple_of(self.servers.len());
+        self.opened_n += 1;
+        match connect_from(server, src) {
             Ok(mut stream) => {
                 let key = self.conns.vacant_key();
                 if self
@@ -352,6 +365,7 @@ impl Run {
                     out: Vec::new(),
                     next_seq: 0,
                     born: Instant::now(),
+                    primary,
                 });
             }
             Err(e) => {
@@ -538,8 +552,11 @@ impl Run {
             self.flush(key);
             return;
         }
+        let primary = self.conns.get(key).is_some_and(|c| c.primary);
         if let Some(f) = self.fanout.as_mut() {
-            f.publisher.get_or_insert(key);
+            if primary {
+                f.publisher.get_or_insert(key);
+            }
             self.send_frame(key, OpCode::Text, false, br#"{"op":"sub","topic":"bench"}"#);
             self.flush(key);
             return;
@@ -802,6 +819,10 @@ fn main() {
         rsv1: fanout_deflate,
         spare: Decoder::new(),
         server: common.server,
+        servers: std::iter::once(common.server)
+            .chain(common.also_server.iter().copied())
+            .collect(),
+        opened_n: 0,
         echo,
         fanout,
         inflater: None,

@@ -108,6 +108,8 @@ fn answer<D>(handle: &ServerHandle, req: &Request<'_>, res: &mut Response<'_, D>
                 res.text("shutting down\n").status(503);
             } else if !handle.is_healthy() {
                 res.text("a reactor stopped\n").status(503);
+            } else if handle.broker_up() == Some(false) {
+                res.text("the broker is down\n").status(503);
             } else {
                 res.text("ready\n");
             }

@@ -159,6 +159,15 @@ struct Serve {
     /// Allowed Origin values (repeat the flag); default: any.
     #[arg(long = "allow-origin")]
     allow_origin: Vec<String>,
+    /// Pub/sub across nodes through this Redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB].
+    /// Publishes go to every node's subscribers; a node subscribes only to the topics it has
+    /// subscribers of. Off by default.
+    #[arg(long)]
+    broker: Option<String>,
+    /// Publishes waiting for the broker (while it is down or slow), in bytes; past it they are
+    /// dropped and counted.
+    #[arg(long, default_value_t = 16 << 20, requires = "broker")]
+    broker_max_queued: usize,
     /// Serve wss (and https) with this certificate chain (PEM); needs --tls-key. SIGHUP
     /// reloads both files.
     #[arg(long, requires = "tls_key")]
@@ -223,6 +232,17 @@ fn main() -> ExitCode {
     }
     if let Some(code) = args.backpressure_close {
         cfg = cfg.backpressure_policy(BackpressurePolicy::Close(code));
+    }
+    if let Some(url) = &args.broker {
+        let mut b = match myriad::BrokerConfig::redis(url) {
+            Ok(b) => b,
+            Err(e) => {
+                log::error!("--broker: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        b.max_queued_bytes = args.broker_max_queued;
+        cfg = cfg.broker(b);
     }
     if !args.allow_origin.is_empty() {
         cfg = cfg.allowed_origins(Some(args.allow_origin));
