@@ -216,4 +216,51 @@ mod tests {
         assert!(parse(&[b'$'; 64], 10).is_err());
         assert_eq!(parse(b"$12", 100).unwrap(), None);
     }
+
+    /// Random bytes and mutated valid replies: never a panic, never more taken than given, and a
+    /// reply cut anywhere before its end is incomplete or an error, never a value.
+    #[test]
+    fn random_and_mutated_input() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let seeds: [&[u8]; 4] = [
+            b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n",
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\nt\r\n:1\r\n",
+            b"+OK\r\n-ERR wrong\r\n:12\r\n",
+            b"*2\r\n*1\r\n:1\r\n$-1\r\n",
+        ];
+        for round in 0..20_000 {
+            let mut buf: Vec<u8> = if round % 2 == 0 {
+                (0..next() % 48).map(|_| next() as u8).collect()
+            } else {
+                seeds[(next() % 4) as usize].to_vec()
+            };
+            for _ in 0..next() % 4 {
+                if buf.is_empty() {
+                    break;
+                }
+                let i = (next() as usize) % buf.len();
+                buf[i] = match next() % 4 {
+                    0 => b'\r',
+                    1 => b'*',
+                    2 => b'9',
+                    _ => next() as u8,
+                };
+            }
+            if let Ok(Some((v, n))) = parse(&buf, 64) {
+                assert!(n <= buf.len());
+                for cut in 0..n {
+                    assert!(
+                        !matches!(parse(&buf[..cut], 64), Ok(Some(_))),
+                        "{buf:?} cut at {cut} parsed, whole it is {v:?}"
+                    );
+                }
+            }
+        }
+    }
 }
