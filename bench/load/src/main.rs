@@ -178,6 +178,12 @@ struct EchoArgs {
     /// Send text instead of binary.
     #[arg(long)]
     text: bool,
+    /// Open loop: send R messages per second in all, on a fixed schedule (message m at
+    /// start + m/R, to connection m mod N), whatever the replies; latency is taken from each
+    /// message's scheduled send time (no coordinated omission), and the generator's own lag
+    /// behind the schedule is reported. 0: closed loop (`--pipeline` in flight per connection).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
 }
 
 #[derive(Args)]
@@ -226,6 +232,17 @@ struct Stats {
     messages: u64,
     errors: u64,
     bytes_in: u64,
+}
+
+/// Open-loop echo: the schedule and how far behind it the generator ran.
+struct OpenLoop {
+    rate: u64,
+    start: Option<Instant>,
+    sent: u64,
+    /// The open connections when the schedule began.
+    keys: Vec<usize>,
+    /// How late each send was against its scheduled time, in microseconds.
+    lag: Histogram<u64>,
 }
 
 struct Keys {
@@ -316,6 +333,8 @@ struct Run {
     payload: Vec<u8>,
     hist: Histogram<u64>,
     measuring: bool,
+    /// Open-loop echo (`--rate`).
+    open_loop: Option<OpenLoop>,
     scratch: Vec<u8>,
     frame_buf: Vec<u8>,
     /// Churn mode: subscribe each connection on open.
@@ -403,6 +422,18 @@ impl Run {
 
     /// Queues a masked frame on connection `key` and writes what the socket takes.
     fn send_frame(&mut self, key: usize, op: OpCode, payload_from_self: bool, small: &[u8]) {
+        self.send_frame_at(key, op, payload_from_self, small, Instant::now());
+    }
+
+    /// As `send_frame`, with the message's latency counted from `at`.
+    fn send_frame_at(
+        &mut self,
+        key: usize,
+        op: OpCode,
+        payload_from_self: bool,
+        small: &[u8],
+        at: Instant,
+    ) {
         let mask = self.keys.next();
         let Some(c) = self.conns.get_mut(key) else {
             return;
@@ -419,7 +450,7 @@ impl Run {
         c.out.extend_from_slice(payload);
         self.kernel.apply(&mut c.out[start + hl..], mask, 0);
         if payload_from_self {
-            c.in_flight.push_back(Instant::now());
+            c.in_flight.push_back(at);
         }
     }
 
@@ -561,7 +592,9 @@ impl Run {
             self.flush(key);
             return;
         }
-        if let Some((_, depth, _)) = self.echo {
+        if let Some((_, depth, _)) = self.echo
+            && self.open_loop.is_none()
+        {
             let op = self.echo_opcode();
             for _ in 0..depth {
                 self.send_frame(key, op, true, &[]);
@@ -696,13 +729,56 @@ impl Run {
         for p in pings {
             self.send_frame(key, OpCode::Pong, false, &p);
         }
-        if self.echo.is_some() {
+        if self.echo.is_some() && self.open_loop.is_none() {
             let op = self.echo_opcode();
             for _ in 0..got_messages {
                 self.send_frame(key, op, true, &[]);
             }
         }
         self.flush(key);
+    }
+
+    /// Open loop: sends every message due by now, each to its connection, stamped with its
+    /// scheduled time.
+    fn send_due(&mut self, now: Instant) {
+        let Some(ol) = self.open_loop.as_mut() else {
+            return;
+        };
+        let start = *ol.start.get_or_insert(now);
+        if ol.keys.is_empty() {
+            ol.keys = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.state == State::Open)
+                .map(|(k, _)| k)
+                .collect();
+            if ol.keys.is_empty() {
+                return;
+            }
+        }
+        let due = (now.duration_since(start).as_secs_f64() * ol.rate as f64) as u64;
+        let (first, rate) = (ol.sent, ol.rate);
+        let n = ol.keys.len() as u64;
+        let mut touched = Vec::new();
+        for m in first..due {
+            let Some(ol) = self.open_loop.as_mut() else {
+                return;
+            };
+            let key = ol.keys[(m % n) as usize];
+            let at = start + Duration::from_secs_f64(m as f64 / rate as f64);
+            let _ = ol
+                .lag
+                .record((now.saturating_duration_since(at).as_micros() as u64).max(1));
+            ol.sent = m + 1;
+            let op = self.echo_opcode();
+            self.send_frame_at(key, op, true, &[], at);
+            touched.push(key);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for key in touched {
+            self.flush(key);
+        }
     }
 
     /// Queues the next fan-out message on the publisher's connection (sent by `flush`).
@@ -756,17 +832,21 @@ fn main() {
     let mut fanout: Option<Fanout> = None;
     let mut publish_rate = 0u64;
     let mut churn: Option<(Duration, bool)> = None;
+    let mut echo_rate = 0u64;
     let (common, echo, hold_secs, duration) = match cli.mode {
         Mode::Churn(a) => {
             churn = Some((Duration::from_millis(a.lifetime_ms), a.subscribe));
             (a.common, None, a.duration, 0.0)
         }
-        Mode::Echo(a) => (
-            a.common,
-            Some((a.size, a.pipeline.max(1), a.text)),
-            0.0,
-            a.duration,
-        ),
+        Mode::Echo(a) => {
+            echo_rate = a.rate;
+            (
+                a.common,
+                Some((a.size, a.pipeline.max(1), a.text)),
+                0.0,
+                a.duration,
+            )
+        }
         Mode::Hold(a) => (a.common, None, a.hold, 0.0),
         Mode::Fanout(a) => {
             fanout = Some(Fanout {
@@ -829,6 +909,13 @@ fn main() {
         payload,
         hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
         measuring: false,
+        open_loop: (echo_rate > 0).then(|| OpenLoop {
+            rate: echo_rate,
+            start: None,
+            sent: 0,
+            keys: Vec::new(),
+            lag: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+        }),
         scratch: vec![0u8; 256 << 10],
         frame_buf: Vec::new(),
         churn_subscribe: churn.is_some_and(|c| c.1),
@@ -982,7 +1069,18 @@ fn main() {
                 run.stats.errors
             );
         }
-        if let Err(e) = run.poll.poll(&mut events, Some(Duration::from_millis(10)))
+        // Open loop: the messages due go out now; the poll then only looks (spinning on this
+        // core, so that a send is never late by a poll's millisecond).
+        let spin = run.measuring && run.open_loop.is_some();
+        if spin {
+            run.send_due(now);
+        }
+        let wait = if spin {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(10)
+        };
+        if let Err(e) = run.poll.poll(&mut events, Some(wait))
             && e.kind() != io::ErrorKind::Interrupted
         {
             eprintln!("poll: {e}");
@@ -1025,10 +1123,21 @@ fn main() {
         run.stats.errors += f.gaps;
     }
     let open_now = run.count(State::Open);
+    let open_loop = run.open_loop.as_ref().map_or(String::new(), |ol| {
+        let unanswered: usize = run.conns.iter().map(|(_, c)| c.in_flight.len()).sum();
+        format!(
+            ",\"rate\":{},\"sent\":{},\"unanswered\":{unanswered},\"lag_p99_us\":{},\"lag_max_us\":{},\"max_us\":{}",
+            ol.rate,
+            ol.sent,
+            ol.lag.value_at_quantile(0.99),
+            ol.lag.max(),
+            run.hist.max()
+        )
+    });
     let subscribed = run.fanout.as_ref().map_or(0, |f| f.subscribed);
     let mps = run.stats.messages as f64 / secs.max(1e-9);
     println!(
-        "{{\"mode\":\"{mode}\",\"connections\":{},\"opened\":{},\"open_at_end\":{open_now},\"failed\":{},\"closed_by_server\":{},\"pings\":{},\"messages\":{},\"errors\":{},\"seconds\":{secs:.3},\"messages_per_sec\":{mps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"size\":{},\"published\":{published},\"subscribed\":{subscribed}}}",
+        "{{\"mode\":\"{mode}\",\"connections\":{},\"opened\":{},\"open_at_end\":{open_now},\"failed\":{},\"closed_by_server\":{},\"pings\":{},\"messages\":{},\"errors\":{},\"seconds\":{secs:.3},\"messages_per_sec\":{mps:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"size\":{},\"published\":{published},\"subscribed\":{subscribed}{open_loop}}}",
         common.connections,
         run.stats.opened,
         run.stats.failed,
