@@ -31,6 +31,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_proc import free_port, wait_port, ticks  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUNDS = int(os.environ.get("ROUNDS", 2))
 SUBS = int(os.environ.get("SUBS", 3000))
@@ -46,31 +49,6 @@ LOAD = os.path.join(ROOT, "bench/target/release/myriad-load")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STAMP = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 OUT = os.path.join(ROOT, "target/bench", "broker-fanout-" + STAMP)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, proc, seconds=10):
-    deadline = time.time() + seconds
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return int(rest[11]) + int(rest[12])
 
 
 def start_node(name, port, redis_port, tag):

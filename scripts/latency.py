@@ -27,6 +27,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_proc import free_port, ticks  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUNDS = int(os.environ.get("ROUNDS", 3))
 CONNS = int(os.environ.get("CONNS", 1000))
@@ -50,20 +53,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 STAMP = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 DATE = time.strftime("%Y-%m-%d", time.gmtime())
 OUT = os.path.join(ROOT, "target/bench", "latency-" + STAMP)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return int(rest[11]) + int(rest[12])
 
 
 def start(server, port, tag):
