@@ -164,16 +164,15 @@ def main():
             med = lambda k: statistics.median(r.get(k) or 0 for r in g)
             p99[server] = med("p99_us")
             plot.append((rate, server, med("p99_us")))
-            ratio = ""
-            if server == "myriad":
-                ratio = "%s"
+            ratio = "{RATIO}" if server == "myriad" else ""
             lines.append("| %d%% (%s/s) | %s | %g | %g | %g | %g | %g | %.2f | %s | %d of %d |" % (
                 pct, "{:,}".format(rate), server, med("p50_us"), med("p99_us"), med("p999_us"), med("max_us"),
                 med("lag_p99_us"), med("server_util"), ratio, len(g), ROUNDS))
         peers = [v for s, v in p99.items() if s != "myriad"]
         for i, l in enumerate(lines):
             if l.startswith("| %d%% " % pct) and "| myriad |" in l:
-                lines[i] = l % ("%.2f" % (p99["myriad"] / min(peers)) if peers and "myriad" in p99 and min(peers) else "-")
+                ok = peers and "myriad" in p99 and min(peers)
+                lines[i] = l.replace("{RATIO}", "%.2f" % (p99["myriad"] / min(peers)) if ok else "-")
     lines += ["", "<details><summary>Runs</summary>", "", "```"] + [json.dumps(r) for r in runs] + ["```", "</details>"]
     os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
     path = os.path.join(ROOT, "bench/results", "latency-%s.md" % DATE)

@@ -123,7 +123,7 @@ for i in $(seq 1 "$CLIENTS"); do
   first=$(( (i - 1) * 8 + 1 ))
   last=$(( first + naddr - 1 ))
   src="127.1.$(( first / 250 )).$(( first % 250 + 1 ))-127.1.$(( last / 250 )).$(( last % 250 + 1 ))"
-  "$LOAD_BIN" hold --server "127.0.0.1:$PORT" -c "$n" --sources "$src" --rate "$RATE" \
+  "$LOAD_BIN" hold --server "127.0.0.1:$PORT" -c "$n" --sources "$src" --connect-rate "$RATE" \
     --ramp-timeout "$RAMP_TIMEOUT" --hold "$HOLD" >"$OUT/load-$i.json" 2>"$OUT/load-$i.log" &
   PIDS_CLIENT+=($!)
 done

@@ -54,7 +54,7 @@ echo "soak: server pid $SRV: RSS ${RSS0} kB, ${FD0} fds at start; ${DURATION}s o
 # A short warm-up run first, so that one-off growth (pools, slab, topic tables) is in the
 # baseline, then the measured run.
 timeout 60 "$LOAD" churn --server "127.0.0.1:$PORT" -c "$CHURN" --lifetime-ms "$LIFETIME_MS" \
-  --subscribe -d 10 --rate 20000 >"$OUT/warmup.json" 2>"$OUT/warmup.log"
+  --subscribe -d 10 --connect-rate 20000 >"$OUT/warmup.json" 2>"$OUT/warmup.log"
 sleep 3
 RSS1=$(rss_kb $SRV); FD1=$(fds $SRV)
 echo "soak: after warm-up: RSS ${RSS1} kB, ${FD1} fds"
@@ -63,7 +63,7 @@ timeout $((DURATION + 120)) "$LOAD" fanout --server "127.0.0.1:$PORT" -c "$SUBSC
   --publish-rate "$PUBLISH_RATE" -d "$DURATION" >"$OUT/fanout.json" 2>"$OUT/fanout.log" &
 FAN=$!
 timeout $((DURATION + 120)) "$LOAD" churn --server "127.0.0.1:$PORT" -c "$CHURN" \
-  --lifetime-ms "$LIFETIME_MS" --subscribe -d "$DURATION" --rate 20000 \
+  --lifetime-ms "$LIFETIME_MS" --subscribe -d "$DURATION" --connect-rate 20000 \
   >"$OUT/churn.json" 2>"$OUT/churn.log" &
 CH=$!
 PEAK=0

@@ -146,7 +146,7 @@ struct Common {
     sources: Option<String>,
     /// New connections per second while ramping.
     #[arg(long, default_value_t = 20_000)]
-    rate: u64,
+    connect_rate: u64,
     /// Connections handshaking at once.
     #[arg(long, default_value_t = 1024)]
     in_flight: usize,
@@ -936,7 +936,7 @@ fn main() {
     let mut ramp_done: Option<Instant> = None;
     let mut measure_start: Option<(Instant, f64)> = None;
     let ramp_limit = Duration::from_secs_f64(common.ramp_timeout);
-    let per_tick = (common.rate / 100).max(1) as usize;
+    let per_tick = (common.connect_rate / 100).max(1) as usize;
     let mut next_tick = t0;
     loop {
         let now = Instant::now();
