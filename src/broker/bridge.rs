@@ -25,6 +25,9 @@ pub(crate) const WAKE: Token = Token(0);
 const SUB: Token = Token(1);
 const PUB: Token = Token(2);
 
+/// Bytes read from one connection before its replies are taken.
+const READ_AT_ONCE: usize = 256 << 10;
+
 /// Topics per SUBSCRIBE or UNSUBSCRIBE command.
 const PER_COMMAND: usize = 512;
 
@@ -67,21 +70,45 @@ impl Side {
         Ok(())
     }
 
-    /// Reads what has come; an end of stream is an error.
-    fn fill(&mut self, cap: usize) -> io::Result<()> {
+    /// Reads what has come, up to `READ_AT_ONCE` bytes; an end of stream is an error. Returns
+    /// whether it stopped before the socket was empty (the caller takes the replies, then reads
+    /// again: edge-triggered readiness will not report these bytes again).
+    fn fill(&mut self) -> io::Result<bool> {
         let mut chunk = [0u8; 16 << 10];
+        let mut read = 0;
         loop {
-            if self.inb.len() > cap {
-                return Err(io::Error::other("a reply over the size limit"));
+            if read >= READ_AT_ONCE {
+                return Ok(true);
             }
             match self.sock.read(&mut chunk) {
                 Ok(0) => return Err(io::Error::other("closed by the broker")),
-                Ok(n) => self.inb.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Ok(n) => {
+                    self.inb.extend_from_slice(&chunk[..n]);
+                    read += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The complete replies read so far; what is left is one unfinished reply, which may not
+    /// grow past `max`.
+    fn take_replies(&mut self, max: usize) -> io::Result<Vec<Value>> {
+        let mut at = 0;
+        let mut got = Vec::new();
+        while let Some((v, n)) = resp::parse(&self.inb[at..], max)
+            .map_err(|e| io::Error::other(format!("bad reply: {}", e.0)))?
+        {
+            at += n;
+            got.push(v);
+        }
+        self.inb.drain(..at);
+        if self.inb.len() > max {
+            return Err(io::Error::other("a reply over the size limit"));
+        }
+        Ok(got)
     }
 
     /// Whether a non-blocking connect has finished; an error if it failed.
@@ -382,25 +409,21 @@ impl Bridge {
     }
 
     fn on_sub(&mut self) -> io::Result<()> {
-        let Some(s) = self.sub.as_mut() else {
-            return Ok(());
-        };
-        if !s.check_connected()? {
-            return Ok(());
-        }
-        s.flush()?;
-        s.fill(self.max_reply)?;
-        let mut at = 0;
-        let mut got = Vec::new();
-        while let Some((v, n)) = resp::parse(&s.inb[at..], self.max_reply)
-            .map_err(|e| io::Error::other(format!("bad reply: {}", e.0)))?
-        {
-            at += n;
-            got.push(v);
-        }
-        s.inb.drain(..at);
-        for v in got {
-            self.on_sub_reply(v)?;
+        loop {
+            let Some(s) = self.sub.as_mut() else {
+                return Ok(());
+            };
+            if !s.check_connected()? {
+                return Ok(());
+            }
+            s.flush()?;
+            let more = s.fill()?;
+            for v in s.take_replies(self.max_reply)? {
+                self.on_sub_reply(v)?;
+            }
+            if !more {
+                break;
+            }
         }
         self.check_up();
         Ok(())
@@ -468,46 +491,54 @@ impl Bridge {
     }
 
     fn on_pub(&mut self) -> io::Result<()> {
-        let Some(p) = self.publ.as_mut() else {
-            return Ok(());
-        };
-        if !p.check_connected()? {
-            return Ok(());
-        }
-        p.flush()?;
-        p.fill(self.max_reply)?;
-        let mut at = 0;
-        while let Some((v, n)) = resp::parse(&p.inb[at..], self.max_reply)
-            .map_err(|e| io::Error::other(format!("bad reply: {}", e.0)))?
-        {
-            at += n;
-            let owed = self.owed.pop_front();
-            match (owed, v) {
-                (Some(Owed::Publish), Value::Int(_)) => {
-                    self.link.counts.published.fetch_add(1, Ordering::Relaxed);
-                }
-                (Some(Owed::Publish), other) => {
-                    debug!("broker bridge: PUBLISH answered {other:?}");
-                    self.link.counts.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                (Some(Owed::Auth | Owed::Select), Value::Simple(_)) => {
-                    p.greeting = p.greeting.saturating_sub(1);
-                }
-                (what, Value::Error(e)) => {
-                    return Err(io::Error::other(format!(
-                        "{what:?} refused: {}",
-                        String::from_utf8_lossy(&e)
-                    )));
-                }
-                (what, other) => {
-                    return Err(io::Error::other(format!(
-                        "unexpected answer to {what:?}: {other:?}"
-                    )));
-                }
+        loop {
+            let Some(p) = self.publ.as_mut() else {
+                return Ok(());
+            };
+            if !p.check_connected()? {
+                return Ok(());
+            }
+            p.flush()?;
+            let more = p.fill()?;
+            for v in p.take_replies(self.max_reply)? {
+                self.on_pub_reply(v)?;
+            }
+            if !more {
+                break;
             }
         }
-        p.inb.drain(..at);
         self.check_up();
+        Ok(())
+    }
+
+    /// A reply on the publishing connection, to the oldest command that owes one.
+    fn on_pub_reply(&mut self, v: Value) -> io::Result<()> {
+        let owed = self.owed.pop_front();
+        match (owed, v) {
+            (Some(Owed::Publish), Value::Int(_)) => {
+                self.link.counts.published.fetch_add(1, Ordering::Relaxed);
+            }
+            (Some(Owed::Publish), other) => {
+                debug!("broker bridge: PUBLISH answered {other:?}");
+                self.link.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            (Some(Owed::Auth | Owed::Select), Value::Simple(_)) => {
+                if let Some(p) = self.publ.as_mut() {
+                    p.greeting = p.greeting.saturating_sub(1);
+                }
+            }
+            (what, Value::Error(e)) => {
+                return Err(io::Error::other(format!(
+                    "{what:?} refused: {}",
+                    String::from_utf8_lossy(&e)
+                )));
+            }
+            (what, other) => {
+                return Err(io::Error::other(format!(
+                    "unexpected answer to {what:?}: {other:?}"
+                )));
+            }
+        }
         Ok(())
     }
 
