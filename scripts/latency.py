@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_proc import free_port, ticks  # noqa: E402
@@ -73,6 +74,25 @@ def start(server, port, tag):
     raise RuntimeError("%s did not start" % server)
 
 
+def loop_iterations(port):
+    """myriad's own loop-iteration histogram (whole run): how many iterations took over 100 us,
+    1 ms and 10 ms (a long iteration delays every reply that waits behind it)."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    le = {}
+    for line in text.splitlines():
+        if line.startswith("myriad_loop_iteration_seconds_bucket"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            le[bound] = le.get(bound, 0) + float(line.split()[-1])
+    total = le.get("+Inf", 0)
+    over = lambda b: int(total - le.get(b, total))
+    return {"loop_iterations": int(total), "loops_over_100us": over("0.0001"),
+            "loops_over_1ms": over("0.001"), "loops_over_10ms": over("0.01")}
+
+
 def one(server, tag, load_args, duration):
     port = free_port()
     proc = start(server, port, tag)
@@ -98,6 +118,8 @@ def one(server, tag, load_args, duration):
         out, err = load.communicate(timeout=duration + 120)
         llog.write(err)
         rec = json.loads(out.strip().splitlines()[-1])
+        if server == "myriad":
+            rec.update(loop_iterations(port))
     finally:
         proc.terminate()
         try:
@@ -134,10 +156,14 @@ def main():
                 runs.append(r)
                 with open(os.path.join(OUT, "runs.jsonl"), "a") as f:
                     f.write(json.dumps(r) + "\n")
+                loops = ("  loops >100us/>1ms/>10ms %s/%s/%s of %s" % (
+                    r["loops_over_100us"], r["loops_over_1ms"], r["loops_over_10ms"], r["loop_iterations"])
+                    if "loop_iterations" in r else "")
                 print("latency: r%d %3d%% %7d/s %-15s p50 %6s p99 %6s p99.9 %6s max %7s us  lag p99 %5s us  "
-                      "unanswered %5s  util %.2f%s" % (
+                      "unanswered %5s  util %.2f%s%s" % (
                           rnd, pct, rate, server, r["p50_us"], r["p99_us"], r["p999_us"], r.get("max_us"),
-                          r.get("lag_p99_us"), r.get("unanswered"), r["server_util"], "" if r["ok"] else "  FAILED"),
+                          r.get("lag_p99_us"), r.get("unanswered"), r["server_util"], loops,
+                          "" if r["ok"] else "  FAILED"),
                       flush=True)
     lines = [
         "# Open-loop echo latency: myriad vs fastwebsockets vs tokio-tungstenite (issue 16)", "",
