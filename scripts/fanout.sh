@@ -22,7 +22,8 @@
 # date>.md; per-run records and logs in target/bench/fanout-<stamp>/. Exit 1 if a run failed.
 #
 # Environment: ROUNDS (default 2), DURATION (s after the ramp, default 4), SUBS ("1000 10000"),
-# SIZES ("64 1024"), DEFLATE ("no yes"), WINDOW (default 64), SERVERS ("topics naive"), PORT
+# SIZES ("64 1024"), DEFLATE ("no yes"), WINDOW (default 64), SERVERS ("topics naive"; also
+# topics-coalesce: topics with --publish-coalesce-us COALESCE_US, default 1000), PORT
 # (default 9700; a fresh port per run), SERVER_CPU (0), LOAD_CPU (1), MARGIN (s, default 0.25),
 # MAX_SECONDS (watchdog, default 1800), SKIP_BUILD=1, RESULT (report file).
 # Traffic goes to 127.0.0.1 only; every run stops by itself.
@@ -80,6 +81,10 @@ run_one() {
     topics) cmd=("$MYRIAD_BIN" serve --mode pubsub --listen "127.0.0.1:$port" --workers 1
                  --max-pending-handshakes 20000 --max-pending-per-ip 20000) ;;
     naive) cmd=("$NAIVE_BIN" --listen "127.0.0.1:$port" --workers 1) ;;
+    # The same as topics with a publish coalescing window of COALESCE_US (default 1000).
+    topics-coalesce) cmd=("$MYRIAD_BIN" serve --mode pubsub --listen "127.0.0.1:$port" --workers 1
+                 --max-pending-handshakes 20000 --max-pending-per-ip 20000
+                 --publish-coalesce-us "${COALESCE_US:-1000}") ;;
   esac
   if ! start_server "$port" "$slog" "${cmd[@]}"; then
     echo "fanout: $tag: server did not start (see $slog)" >&2
@@ -170,7 +175,7 @@ for r in runs:
 med = statistics.median
 head = ["subscribers × size", "deflate", "server", "CPU ns/delivery (median)", "per round",
         "deliveries/s", "publishes/s", "p50 ms", "p99 ms", "server util", "server peak RSS MB",
-        "compressions/publish", "naive/topics"]
+        "compressions/publish", "this/topics"]
 rows, notes = [], []
 for n, s, z in points:
     sel = lambda name: [r for r in runs if (r["subs"], r["size"], r["deflate"], r["server"]) == (n, s, z, name)]

@@ -101,6 +101,14 @@ pub struct Config {
     pub max_pending_handshakes: usize,
     /// Bytes read from one socket per readiness event before the others get a turn. Default 64 KiB.
     pub read_budget: usize,
+    /// Publish coalescing window (Centrifugo's `write_delay`): publishes queued for subscribers
+    /// wait up to this long for more, so that several leave in one writev per subscriber (fewer
+    /// syscalls per delivery, each delivery later by at most the window). Default zero: off,
+    /// publishes leave at the end of the event that made them.
+    pub publish_coalesce: Duration,
+    /// With a coalescing window, the publishes that make a batch leave at once
+    /// (Centrifugo's `max_messages_in_frame`). Default 64.
+    pub publish_coalesce_max: usize,
     /// Size of the one receive buffer per reactor. Default 256 KiB.
     pub recv_buffer: usize,
     /// Accept unmasked frames from clients. Default false (RFC 6455 §5.1 says close).
@@ -163,6 +171,8 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             max_pending_handshakes: 4096,
             read_budget: 64 << 10,
+            publish_coalesce: Duration::ZERO,
+            publish_coalesce_max: 64,
             recv_buffer: 256 << 10,
             accept_unmasked: false,
             allowed_origins: None,
@@ -246,6 +256,10 @@ setters! {
     max_pending_handshakes: usize;
     /// Sets `read_budget`.
     read_budget: usize;
+    /// Sets `publish_coalesce`.
+    publish_coalesce: Duration;
+    /// Sets `publish_coalesce_max`.
+    publish_coalesce_max: usize;
     /// Sets `recv_buffer`.
     recv_buffer: usize;
     /// Sets `accept_unmasked`.
@@ -304,6 +318,12 @@ impl Config {
         }
         if self.recv_buffer < 4096 {
             return Err("recv_buffer must be at least 4096".into());
+        }
+        if self.publish_coalesce_max == 0 {
+            return Err("publish_coalesce_max must be positive".into());
+        }
+        if self.publish_coalesce > Duration::from_secs(1) {
+            return Err("publish_coalesce must be at most 1 s".into());
         }
         if self.read_budget == 0 {
             return Err("read_budget must be positive".into());

@@ -410,3 +410,47 @@ fn handle_publish_burst_larger_than_one_drain_all_delivered() {
         }
     }
 }
+
+/// With a coalescing window (`publish_coalesce`), a publish waits for the window before it
+/// leaves (bounded: it does leave), a batch of `publish_coalesce_max` publishes leaves at once,
+/// and subscribers get every publish in order.
+#[test]
+fn publish_coalescing_window_waits_at_most_the_window() {
+    let cfg = config()
+        .publish_coalesce(Duration::from_millis(300))
+        .publish_coalesce_max(4);
+    let srv = TestServer::start(cfg, Fan::default());
+    let mut sub = subscribe_to(srv.addr, &["t"]);
+    let h = srv.handle();
+    let t0 = Instant::now();
+    h.publish("t", Message::Binary(&0u64.to_be_bytes()))
+        .unwrap();
+    assert_eq!(seq(&sub.frame()), 0);
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "a lone publish left after {waited:?} (window 300 ms)"
+    );
+    // Four at once fill a batch: they leave without waiting for the window.
+    let t0 = Instant::now();
+    for i in 1..=4u64 {
+        h.publish("t", Message::Binary(&i.to_be_bytes())).unwrap();
+    }
+    for i in 1..=4u64 {
+        assert_eq!(seq(&sub.frame()), i);
+    }
+    assert!(
+        t0.elapsed() < Duration::from_millis(250),
+        "a full batch waited {:?}",
+        t0.elapsed()
+    );
+    // Off (the default): a publish leaves at once.
+    let srv = TestServer::start(config(), Fan::default());
+    let mut sub = subscribe_to(srv.addr, &["t"]);
+    let t0 = Instant::now();
+    srv.handle()
+        .publish("t", Message::Binary(&9u64.to_be_bytes()))
+        .unwrap();
+    assert_eq!(seq(&sub.frame()), 9);
+    assert!(t0.elapsed() < Duration::from_millis(250));
+}

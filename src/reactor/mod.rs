@@ -216,9 +216,14 @@ impl<H: Handler> Reactor<H> {
         let now = Instant::now();
         let mut t = self.shard.wheel.next_timeout(now);
         let reclaim = self.reclaim_due.then_some(self.next_reclaim);
-        for at in [self.accept_paused_until, self.shutdown_at, reclaim]
-            .into_iter()
-            .flatten()
+        for at in [
+            self.accept_paused_until,
+            self.shutdown_at,
+            reclaim,
+            self.shard.batch_due,
+        ]
+        .into_iter()
+        .flatten()
         {
             let d = at.saturating_duration_since(now);
             t = Some(t.map_or(d, |t| t.min(d)));
@@ -298,7 +303,7 @@ impl<H: Handler> Reactor<H> {
 
     /// Handles what the send path recorded: broken sockets, backpressure closes, drains.
     fn settle(&mut self) {
-        self.shard.flush_batch();
+        self.shard.flush_batch_if_due();
         self.shard.flush_cork();
         while !self.shard.broken.is_empty()
             || !self.shard.drained.is_empty()

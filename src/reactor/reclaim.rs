@@ -10,6 +10,11 @@ use crate::handler::Handler;
 
 impl<H: Handler> Reactor<H> {
     pub(super) fn free_dead(&mut self) {
+        // A batch held by the coalescing window names topics and connections by number: it
+        // leaves before any of them can be freed and reused.
+        if !self.shard.dead.is_empty() {
+            self.shard.flush_batch();
+        }
         self.shard.flush_cork();
         for key in std::mem::take(&mut self.shard.dead) {
             self.shard.free(key);

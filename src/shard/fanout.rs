@@ -122,6 +122,9 @@ impl<D> Shard<D> {
             return 0;
         };
         let skip = skip.map(|k| k as u32);
+        if self.batch.is_empty() {
+            self.batch_due = Some(self.now + self.cfg.publish_coalesce);
+        }
         self.batch.push(Queued {
             topic: id,
             message: m.clone(),
@@ -139,7 +142,18 @@ impl<D> Shard<D> {
     /// compression) of each message of its topics, in publish order, in one writev, or behind its
     /// unsent bytes with the backpressure rules of any send. A subscriber that cannot keep up
     /// gets the backpressure policy; the others do not notice.
+    /// With a coalescing window, flushes the batch only once it is due (its window passed, or
+    /// it holds `publish_coalesce_max` publishes); without one, always.
+    pub(crate) fn flush_batch_if_due(&mut self) {
+        let due = self.batch_due.is_some_and(|t| t <= self.now)
+            || self.batch.len() >= self.cfg.publish_coalesce_max;
+        if due {
+            self.flush_batch();
+        }
+    }
+
     pub(crate) fn flush_batch(&mut self) {
+        self.batch_due = None;
         if self.batch.is_empty() {
             return;
         }

@@ -85,6 +85,8 @@ pub(crate) struct Shard<D> {
     /// Publishes queued for this reactor's subscribers, in order: (topic id, message). Written
     /// per subscriber in one writev by `flush_batch`.
     batch: Vec<fanout::Queued>,
+    /// When the queued batch must leave (its first publish plus the coalescing window).
+    pub(crate) batch_due: Option<std::time::Instant>,
     /// Scratch for `flush_batch`: the batch indices one subscriber receives.
     batch_order: Vec<u32>,
     /// The other reactors.
@@ -152,6 +154,7 @@ impl<D> Shard<D> {
             ext_scratch: String::with_capacity(160),
             topics: Topics::default(),
             batch: Vec::new(),
+            batch_due: None,
             batch_order: Vec::new(),
             bus,
             handle,

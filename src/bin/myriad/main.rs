@@ -159,6 +159,13 @@ struct Serve {
     /// Allowed Origin values (repeat the flag); default: any.
     #[arg(long = "allow-origin")]
     allow_origin: Vec<String>,
+    /// Publish coalescing window in microseconds (Centrifugo's write_delay): publishes wait up
+    /// to this long for more, to leave in one writev per subscriber. 0 (default): off.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    publish_coalesce_us: u64,
+    /// With a coalescing window, this many publishes leave at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    publish_coalesce_max: u64,
     /// Pub/sub across nodes through this Redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB].
     /// Publishes go to every node's subscribers; a node subscribes only to the topics it has
     /// subscribers of. Off by default.
@@ -210,7 +217,9 @@ fn main() -> ExitCode {
         .message_timeout(secs(args.message_timeout))
         .close_timeout(secs(args.close_timeout))
         .shutdown_timeout(secs(args.shutdown_timeout))
-        .max_pending_handshakes(args.max_pending_handshakes);
+        .max_pending_handshakes(args.max_pending_handshakes)
+        .publish_coalesce(Duration::from_micros(args.publish_coalesce_us))
+        .publish_coalesce_max(usize::try_from(args.publish_coalesce_max).unwrap_or(usize::MAX));
     let mode = match args.deflate_mode.as_str() {
         "inflate-window" => ContextMode::InflateWindow,
         "dedicated" => ContextMode::Dedicated,
