@@ -271,19 +271,34 @@ impl Bridge {
     fn interest(&mut self, reactor: u32, topic: Box<str>, on: bool) {
         let bit = if reactor < 64 { 1u64 << reactor } else { 0 };
         let channel = self.channel(&topic);
-        let t = self.topics.entry(topic).or_default();
-        let before = t.count;
-        if on {
-            t.reactors |= bit;
-            t.count += 1;
-        } else {
-            t.reactors &= !bit;
-            t.count = t.count.saturating_sub(1);
-        }
-        let now = t.count;
-        if now == 0 {
-            self.topics.retain(|_, t| t.count > 0);
-        }
+        let (before, now) = match self.topics.get_mut(&*topic) {
+            Some(t) => {
+                let before = t.count;
+                if on {
+                    t.reactors |= bit;
+                    t.count += 1;
+                } else {
+                    t.reactors &= !bit;
+                    t.count = t.count.saturating_sub(1);
+                }
+                let now = t.count;
+                if now == 0 {
+                    self.topics.remove(&*topic);
+                }
+                (before, now)
+            }
+            None if on => {
+                self.topics.insert(
+                    topic,
+                    Topic {
+                        reactors: bit,
+                        count: 1,
+                    },
+                );
+                (0, 1)
+            }
+            None => return,
+        };
         let verb: &[u8] = match (before, now) {
             (0, n) if n > 0 => b"SUBSCRIBE",
             (b, 0) if b > 0 => b"UNSUBSCRIBE",
