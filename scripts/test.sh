@@ -144,9 +144,11 @@ install_chromium() {
 
 # Prometheus' promtool (Debian's prometheus package) for the /metrics check. The package would
 # start a Prometheus service where an init system runs; a policy-rc.d that says no keeps it off.
-install_redis() {
-  [ "$(id -u)" = 0 ] || { echo "redis-server missing and not root: install it"; return 1; }
-  echo "installing redis-server (the tests start their own; the service is kept from starting)"
+# apt_install_quietly PKG...: Debian packages without starting their services (a policy-rc.d
+# for the time of the install): the tests start what they need on loopback ports themselves.
+apt_install_quietly() {
+  [ "$(id -u)" = 0 ] || { echo "$* missing and not root: install it"; return 1; }
+  echo "installing $* (its service is kept from starting)"
   local made_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -155,28 +157,16 @@ install_redis() {
   fi
   local rc=0
   { timeout 900 apt-get update -q >/dev/null && \
-    timeout 900 apt-get install -y -q --no-install-recommends redis-server >/dev/null; } || rc=$?
+    timeout 900 apt-get install -y -q --no-install-recommends "$@" >/dev/null; } || rc=$?
   [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
   return $rc
 }
 
-install_promtool() {
-  [ "$(id -u)" = 0 ] || { echo "promtool missing and not root"; return 1; }
-  echo "installing prometheus (for promtool)"
-  local made_policy=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-    made_policy=1
-  fi
-  local rc=0
-  { timeout 900 apt-get update -q >/dev/null && \
-    timeout 900 apt-get install -y -q --no-install-recommends prometheus >/dev/null; } || rc=$?
-  [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
-  return $rc
-}
+install_redis() { apt_install_quietly redis-server; }
 
-export -f install_deps install_redis setup_py_venv
+install_promtool() { apt_install_quietly prometheus; }
+
+export -f install_deps apt_install_quietly install_redis setup_py_venv
 export ROOT
 
 if run_step deps 900 bash -c 'set -euo pipefail; install_deps'; then
