@@ -131,7 +131,39 @@ def one(server, tag, load_args, duration):
     return rec
 
 
+def plot_png(runs):
+    """p99 against rate, one line per server (medians over rounds), when gnuplot is installed."""
+    if not shutil.which("gnuplot"):
+        print("latency: gnuplot not installed: no plot")
+        return
+    os.makedirs(OUT, exist_ok=True)
+    servers = []
+    for r in runs:
+        if r["server"] not in servers:
+            servers.append(r["server"])
+    data = os.path.join(OUT, "p99.dat")
+    with open(data, "w") as f:
+        for server in servers:
+            f.write("# %s\n" % server)
+            for rate in sorted({r["target_rate"] for r in runs}):
+                g = [r["p99_us"] for r in runs if r["server"] == server and r["target_rate"] == rate and r["ok"]]
+                if g:
+                    f.write("%d %g\n" % (rate, statistics.median(g)))
+            f.write("\n\n")
+    png = os.path.join(ROOT, "bench/results", "latency-%s.png" % DATE)
+    script = ("set terminal png size 900,560; set output '%s'; set logscale y; "
+              "set xlabel 'messages/s (open loop, %d connections x %d B)'; set ylabel 'p99 latency (us)'; "
+              "set key top left; plot " % (png, CONNS, SIZE) +
+              ", ".join("'%s' index %d with linespoints title '%s'" % (data, i, s) for i, s in enumerate(servers)))
+    subprocess.run(["gnuplot", "-e", script], check=False)
+    print("latency: plot", png)
+
+
 def main():
+    if sys.argv[1:2] == ["--plot"]:
+        # Plot an earlier run again: scripts/latency.py --plot target/bench/latency-*/runs.jsonl
+        plot_png([json.loads(l) for l in open(sys.argv[2]) if l.strip()])
+        return 0
     os.makedirs(OUT, exist_ok=True)
     if os.environ.get("SKIP_BUILD") != "1":
         subprocess.run(["cargo", "build", "--release", "--bins", "-q"], cwd=ROOT, check=True)
@@ -204,22 +236,7 @@ def main():
     path = os.path.join(ROOT, "bench/results", "latency-%s.md" % DATE)
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    if shutil.which("gnuplot") and plot:
-        data = os.path.join(OUT, "p99.dat")
-        with open(data, "w") as f:
-            for server in SERVERS:
-                f.write("# %s\n" % server)
-                for rate, s, v in plot:
-                    if s == server:
-                        f.write("%d %g\n" % (rate, v))
-                f.write("\n\n")
-        png = os.path.join(ROOT, "bench/results", "latency-%s.png" % DATE)
-        script = ("set terminal png size 900,560; set output '%s'; set logscale y; "
-                  "set xlabel 'messages/s (open loop, %d connections x %d B)'; set ylabel 'p99 latency (us)'; "
-                  "set key top left; plot " % (png, CONNS, SIZE) +
-                  ", ".join("'%s' index %d with linespoints title '%s'" % (data, i, s) for i, s in enumerate(SERVERS)))
-        subprocess.run(["gnuplot", "-e", script], check=False)
-        print("latency: plot", png)
+    plot_png(runs)
     print("\n".join(lines[:9 + len(PCTS) * len(SERVERS)]))
     print("latency: written to", path)
     return 0 if all(r["ok"] for r in runs) else 1
