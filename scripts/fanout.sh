@@ -25,7 +25,8 @@
 # SIZES ("64 1024"), DEFLATE ("no yes"), WINDOW (default 64), SERVERS ("topics naive"; also
 # topics-coalesce: topics with --publish-coalesce-us COALESCE_US, default 1000), PORT
 # (default 9700; a fresh port per run), SERVER_CPU (0), LOAD_CPU (1), MARGIN (s, default 0.25),
-# MAX_SECONDS (watchdog, default 1800), SKIP_BUILD=1, RESULT (report file).
+# MAX_SECONDS (watchdog, default 1800), SKIP_BUILD=1, RESULT (report file). WINDOW=0: open loop at
+# PUBLISH_RATE publishes per second (default 1000) instead.
 # Traffic goes to 127.0.0.1 only; every run stops by itself.
 set -euo pipefail
 
@@ -96,7 +97,7 @@ run_one() {
   local flag=()
   [ "$z" = yes ] && flag=(--deflate)
   measure_load "$ljson" "$llog" fanout --server "127.0.0.1:$port" -c "$n" -s "$s" \
-    --publish-window "$WINDOW" -d "$DURATION" --ramp-timeout 60 "${flag[@]}"
+    --publish-window "$WINDOW" --publish-rate "${PUBLISH_RATE:-1000}" -d "$DURATION" --ramp-timeout 60 "${flag[@]}"
   # Peak RSS of the server (VmHWM), then stop it: it logs its publish, delivery and compression
   # counts as it stops.
   local hwm
