@@ -427,8 +427,11 @@ mod secure {
                 })
             }
             Err(e) => {
-                // The alert, if the socket takes it; the connection closes either way.
-                let _ = conn.socket.write(out);
+                // The alert, if the socket takes it and nothing is queued before it (written
+                // behind unsent records' bytes it would cut one); the connection closes either way.
+                if conn.tx.is_none() {
+                    let _ = conn.socket.write(out);
+                }
                 Err(invalid(format!("TLS: {e}")))
             }
         }

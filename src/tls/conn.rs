@@ -66,14 +66,21 @@ impl TlsConn {
             TlsConn::Records(r) => return r.decrypt(cipher, plain, out),
             TlsConn::Broken => return Err(rustls::Error::General("TLS state lost".into())),
         };
-        let done = u.decrypt(cipher, plain, out)?;
+        let mut done = u.decrypt(cipher, plain, out)?;
         let ready = u.handover
             && !u.closed
             && !done.peer_closed
             && !u.conn.is_handshaking()
             && u.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
         if ready && let TlsConn::Rustls(u) = std::mem::replace(self, TlsConn::Broken) {
-            *self = TlsConn::Records(Box::new(Records::hand_over(u.conn)?));
+            let mut records = Box::new(Records::hand_over(u.conn)?);
+            // What followed the handshake's last record in this read is the handover's.
+            let rest = records.decrypt(&mut cipher[done.used..], &mut plain[done.plain..], out);
+            *self = TlsConn::Records(records);
+            let rest = rest?;
+            done.used += rest.used;
+            done.plain += rest.plain;
+            done.peer_closed = rest.peer_closed;
         }
         Ok(done)
     }
@@ -160,7 +167,22 @@ impl Unbuffered {
     ) -> Result<usize, rustls::Error> {
         let mut off = 0;
         loop {
-            let status = self.conn.process_tls_records(&mut cipher[off..]);
+            // With the handover, rustls gets one record at a time until the handshake is done,
+            // and nothing after it (but the chance to send what it still has queued, such as
+            // the session tickets): the records that follow are the handover's to open, and
+            // rustls must not have acted on any of them (a KeyUpdate it answered would be lost).
+            let handing = self.handover
+                && !self.conn.is_handshaking()
+                && self.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+            let end = if handing {
+                off
+            } else if self.handover && self.conn.is_handshaking() {
+                record_end(cipher, off)
+            } else {
+                cipher.len()
+            };
+            let limited = end < cipher.len();
+            let status = self.conn.process_tls_records(&mut cipher[off..end]);
             let mut discard = status.discard;
             match status.state? {
                 ConnectionState::ReadTraffic(mut r) => {
@@ -181,7 +203,9 @@ impl Unbuffered {
                     done.peer_closed = true;
                     return Ok(off + discard);
                 }
-                // Waiting for more bytes, during the handshake or after it.
+                // Waiting for more bytes: the next record, when rustls was given one alone and
+                // more follow; else the next read.
+                _ if limited && !handing && discard > 0 => {}
                 _ => return Ok(off + discard),
             }
             off += discard;
@@ -250,6 +274,18 @@ impl Unbuffered {
                 }
             }
         }
+    }
+}
+
+/// Where the record that starts at `off` ends, if the bytes hold all of it; else the end of the
+/// bytes (rustls then asks for more).
+fn record_end(cipher: &[u8], off: usize) -> usize {
+    match cipher.get(off..off + 5) {
+        Some(h) => {
+            let end = off + 5 + usize::from(u16::from_be_bytes([h[3], h[4]]));
+            end.min(cipher.len())
+        }
+        None => cipher.len(),
     }
 }
 

@@ -42,6 +42,9 @@ const ALERT: u8 = 21;
 const HANDSHAKE: u8 = 22;
 const APPLICATION_DATA: u8 = 23;
 
+/// Records without data accepted in a row (rustls and BoringSSL allow 32 KeyUpdates).
+const MAX_CONTROL_RUN: u8 = 32;
+
 /// Handshake message type of a KeyUpdate.
 const KEY_UPDATE: u8 = 24;
 
@@ -127,6 +130,8 @@ pub(crate) struct Records {
     /// (nothing more is sealed).
     tx_seq: u64,
     rx_seq: u64,
+    /// Records without data (KeyUpdate, user_canceled) received in a row.
+    control_run: u8,
     /// A lower confidentiality limit, for tests.
     #[cfg(test)]
     limit: Option<u64>,
@@ -155,6 +160,7 @@ impl Records {
             rx_iv,
             tx_seq: secrets.tx.0,
             rx_seq: secrets.rx.0,
+            control_run: 0,
             #[cfg(test)]
             limit: None,
         })
@@ -205,7 +211,7 @@ impl Records {
             if len > MAX_CIPHER {
                 return Err(self.fatal(out, RECORD_OVERFLOW, "a record over 2^14 + 256 bytes"));
             }
-            if len <= TAG {
+            if len < TAG {
                 return Err(self.fatal(out, BAD_RECORD_MAC, "a record shorter than its tag"));
             }
             if rest.len() < HEADER + len {
@@ -221,8 +227,23 @@ impl Records {
             let Some(end) = inner.iter().rposition(|&b| b != 0) else {
                 return Err(self.fatal(out, UNEXPECTED_MESSAGE, "a record without content type"));
             };
-            if end > MAX_PLAIN {
+            // The whole inner plaintext, padding included (section 5.4).
+            if inner.len() > MAX_PLAIN + 1 {
                 return Err(self.fatal(out, RECORD_OVERFLOW, "plaintext over 2^14 bytes"));
+            }
+            // Records that are not data (KeyUpdates, user_canceled): a bounded run of them, so
+            // that a peer cannot make us derive keys and answer without end (as rustls does).
+            if inner[end] == APPLICATION_DATA {
+                self.control_run = 0;
+            } else {
+                self.control_run = self.control_run.saturating_add(1);
+                if self.control_run > MAX_CONTROL_RUN {
+                    return Err(self.fatal(
+                        out,
+                        UNEXPECTED_MESSAGE,
+                        "too many records without data in a row",
+                    ));
+                }
             }
             let content = &inner[..end];
             match inner[end] {
@@ -236,7 +257,12 @@ impl Records {
                 ALERT => match content {
                     [_, CLOSE_NOTIFY] => done.peer_closed = true,
                     [_, USER_CANCELED] => {}
-                    [_, d] => return Err(Error::General(format!("peer sent alert {d}"))),
+                    [_, d] => {
+                        // The peer ended the connection: nothing more is sealed (section 6.2).
+                        self.tx_seq = u64::MAX;
+                        return Err(Error::General(format!("peer sent alert {d}")));
+                    }
+                    [] => return Err(self.fatal(out, UNEXPECTED_MESSAGE, "an empty alert")),
                     _ => return Err(self.fatal(out, DECODE_ERROR, "an alert of a wrong length")),
                 },
                 HANDSHAKE => {
@@ -281,8 +307,14 @@ impl Records {
                 return Err(self.fatal(out, ILLEGAL_PARAMETER, "a KeyUpdate request of 2 or more"));
             }
         };
-        let (seq, secrets) = self.kernel.update_rx_secret()?;
-        (self.rx, self.rx_iv) = keys(&secrets)?;
+        let new = self
+            .kernel
+            .update_rx_secret()
+            .and_then(|(seq, s)| Ok((seq, keys(&s)?)));
+        let Ok((seq, (key, iv))) = new else {
+            return Err(self.fatal(out, INTERNAL_ERROR, "new receive keys could not be made"));
+        };
+        (self.rx, self.rx_iv) = (key, iv);
         self.rx_seq = seq;
         if requested && !self.closed() {
             self.update_tx(out)?;
@@ -562,6 +594,46 @@ mod tests {
         }
     }
 
+    /// The client's Finished, a KeyUpdate asking for ours, and data, in one read: rustls takes
+    /// the Finished alone; the KeyUpdate and the data are the handover's, which answers the
+    /// KeyUpdate (rustls would have queued the answer and lost it with the handover).
+    #[test]
+    fn finished_key_update_and_data_in_one_read() {
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let server_cfg = TlsConfig::from_pem(
+            c.cert.pem().as_bytes(),
+            c.signing_key.serialize_pem().as_bytes(),
+        )
+        .record_handover(true)
+        .build()
+        .unwrap();
+        let server = TlsConn::new(
+            rustls::server::UnbufferedServerConnection::new(server_cfg).unwrap(),
+            true,
+        );
+        let client = ClientConnection::new(
+            client_config(c.cert.der(), None, &rustls::version::TLS13),
+            ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let mut p = Pair { client, server };
+        // ClientHello up, the server's flight down: the client is done, its Finished not sent.
+        let hello = p.client_out();
+        let (_, flight) = p.send_up(hello).unwrap();
+        p.send_down(&flight).unwrap();
+        assert!(!p.client.is_handshaking());
+        p.client.refresh_traffic_keys().unwrap();
+        p.client.writer().write_all(b"right after").unwrap();
+        let all = p.client_out();
+        let (got, answer) = p.send_up(all).unwrap();
+        assert!(p.server.is_handed_over());
+        assert_eq!(got, b"right after");
+        // Tickets and our KeyUpdate: the client reads them, then our data under the new key.
+        p.send_down(&answer).unwrap();
+        let down = p.sealed(b"under the new key");
+        assert_eq!(p.send_down(&down).unwrap(), b"under the new key");
+    }
+
     #[test]
     fn tls12_stays_with_rustls() {
         let mut p = pair_with(None, &rustls::version::TLS12);
@@ -729,8 +801,14 @@ mod tests {
             refused(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, 2]),
             A::IllegalParameter
         );
-        // An alert of a wrong length; an unknown content type; only padding.
+        // An alert of a wrong length, an empty one; an unknown content type; only padding.
         assert_eq!(refused(ALERT, &[1, 0, 0]), A::DecodeError);
+        assert_eq!(refused(ALERT, &[]), A::UnexpectedMessage);
+        // Padding that takes the inner plaintext past 2^14 + 1 bytes.
+        let mut padded = vec![7u8; 10];
+        padded.push(APPLICATION_DATA);
+        padded.resize(MAX_PLAIN + 2, 0);
+        assert_eq!(refused(0, &padded), A::RecordOverflow);
         assert_eq!(refused(20, b"ccs"), A::UnexpectedMessage);
         assert_eq!(refused(0, &[0, 0, 0]), A::UnexpectedMessage);
     }
@@ -754,5 +832,33 @@ mod tests {
         let (d, _, out) = feed(&mut server, &mut up);
         assert!(d.unwrap_err().to_string().contains("alert 40"));
         assert!(out.is_empty(), "no alert answers an alert");
+        let mut after = Vec::new();
+        server.encrypt(b"late", &mut after).unwrap();
+        assert!(
+            after.is_empty(),
+            "nothing is sealed after the peer's fatal alert"
+        );
+    }
+
+    /// KeyUpdates asking for ours, one after another without data: 32 are answered, the 33rd
+    /// ends the connection (no endless key derivations and answers).
+    #[test]
+    fn a_run_of_key_updates_is_bounded() {
+        let mut p = pair();
+        for i in 0..=MAX_CONTROL_RUN {
+            p.client.refresh_traffic_keys().unwrap();
+            let up = p.client_out();
+            let (d, _, out) = p.feed(&mut up.clone());
+            if i < MAX_CONTROL_RUN {
+                d.unwrap();
+                p.send_down(&out).unwrap();
+            } else {
+                assert!(d.is_err(), "the 33rd in a row");
+                assert_eq!(
+                    p.send_down(&out).unwrap_err(),
+                    rustls::Error::AlertReceived(AlertDescription::UnexpectedMessage)
+                );
+            }
+        }
     }
 }
