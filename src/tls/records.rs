@@ -433,7 +433,8 @@ mod tests {
         Arc::new(cfg)
     }
 
-    fn pair_with(
+    /// A server with the handover and a rustls client, nothing exchanged yet.
+    fn fresh(
         suites: Option<Vec<rustls::SupportedCipherSuite>>,
         version: &'static rustls::SupportedProtocolVersion,
     ) -> Pair {
@@ -454,7 +455,15 @@ mod tests {
             ServerName::try_from("localhost").unwrap(),
         )
         .unwrap();
-        let mut p = Pair { client, server };
+        Pair { client, server }
+    }
+
+    /// A server and a client with the handshake done.
+    fn pair_with(
+        suites: Option<Vec<rustls::SupportedCipherSuite>>,
+        version: &'static rustls::SupportedProtocolVersion,
+    ) -> Pair {
+        let mut p = fresh(suites, version);
         for _ in 0..10 {
             let up = p.client_out();
             if !up.is_empty() {
@@ -599,24 +608,7 @@ mod tests {
     /// KeyUpdate (rustls would have queued the answer and lost it with the handover).
     #[test]
     fn finished_key_update_and_data_in_one_read() {
-        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let server_cfg = TlsConfig::from_pem(
-            c.cert.pem().as_bytes(),
-            c.signing_key.serialize_pem().as_bytes(),
-        )
-        .record_handover(true)
-        .build()
-        .unwrap();
-        let server = TlsConn::new(
-            rustls::server::UnbufferedServerConnection::new(server_cfg).unwrap(),
-            true,
-        );
-        let client = ClientConnection::new(
-            client_config(c.cert.der(), None, &rustls::version::TLS13),
-            ServerName::try_from("localhost").unwrap(),
-        )
-        .unwrap();
-        let mut p = Pair { client, server };
+        let mut p = fresh(None, &rustls::version::TLS13);
         // ClientHello up, the server's flight down: the client is done, its Finished not sent.
         let hello = p.client_out();
         let (_, flight) = p.send_up(hello).unwrap();
