@@ -210,8 +210,7 @@ impl Bridge {
             }
             for ev in &events {
                 let r = match ev.token() {
-                    SUB => self.on_sub(),
-                    PUB => self.on_pub(),
+                    t @ (SUB | PUB) => self.on_ready(t),
                     _ => Ok(()),
                 };
                 if let Err(e) = r {
@@ -423,9 +422,21 @@ impl Bridge {
         self.ever_up = true;
     }
 
-    fn on_sub(&mut self) -> io::Result<()> {
+    /// Readiness on one connection (`SUB` or `PUB`): finishes its connect, writes what waits,
+    /// reads, and hands each reply to that connection's handler.
+    fn on_ready(&mut self, token: Token) -> io::Result<()> {
+        let on_reply = if token == SUB {
+            Bridge::on_sub_reply
+        } else {
+            Bridge::on_pub_reply
+        };
         loop {
-            let Some(s) = self.sub.as_mut() else {
+            let side = if token == SUB {
+                self.sub.as_mut()
+            } else {
+                self.publ.as_mut()
+            };
+            let Some(s) = side else {
                 return Ok(());
             };
             if !s.check_connected()? {
@@ -434,7 +445,7 @@ impl Bridge {
             s.flush()?;
             let more = s.fill()?;
             for v in s.take_replies(self.max_reply)? {
-                self.on_sub_reply(v)?;
+                on_reply(self, v)?;
             }
             if !more {
                 break;
@@ -503,27 +514,6 @@ impl Bridge {
         let topic: Arc<str> = topic.into();
         self.bus
             .post_publish(u32::MAX, reactors, &topic, &Arc::new(published));
-    }
-
-    fn on_pub(&mut self) -> io::Result<()> {
-        loop {
-            let Some(p) = self.publ.as_mut() else {
-                return Ok(());
-            };
-            if !p.check_connected()? {
-                return Ok(());
-            }
-            p.flush()?;
-            let more = p.fill()?;
-            for v in p.take_replies(self.max_reply)? {
-                self.on_pub_reply(v)?;
-            }
-            if !more {
-                break;
-            }
-        }
-        self.check_up();
-        Ok(())
     }
 
     /// A reply on the publishing connection, to the oldest command that owes one.

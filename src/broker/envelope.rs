@@ -38,7 +38,7 @@ pub(crate) fn open(msg: &[u8]) -> Opened<'_> {
     }
     Opened {
         node: None,
-        text: simdutf8::basic::from_utf8(msg).is_ok(),
+        text: crate::proto::utf8::is_valid(msg),
         payload: msg,
     }
 }

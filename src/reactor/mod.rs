@@ -72,10 +72,6 @@ pub(crate) struct Reactor<H: Handler> {
     reclaim_due: bool,
     /// The most bytes held buffered since memory was last given back.
     buffered_peak: u64,
-    /// TLS handshakes completed when memory was last given back (a burst of handshakes leaves
-    /// their scratch behind in the heap).
-    #[cfg(feature = "tls")]
-    tls_trimmed_at: u64,
     /// Reactor 0's summary log: when it is next due, and the totals it last logged.
     next_summary: Instant,
     summarized: (u64, u64, u64),
@@ -110,8 +106,6 @@ impl<H: Handler> Reactor<H> {
             accept_paused_until: None,
             reclaim_due: false,
             buffered_peak: 0,
-            #[cfg(feature = "tls")]
-            tls_trimmed_at: 0,
             next_summary: Instant::now() + SUMMARY_EVERY,
             summarized: (0, 0, 0),
         })

@@ -34,10 +34,9 @@ impl<H: Handler> Reactor<H> {
         self.reclaim();
     }
 
-    /// After a mass disconnect, once heavy buffering is over (clients that sent or were sent
-    /// large messages left), or once a burst of TLS handshakes is over, give memory back: the
-    /// slab's spare tail, the wheel's spare slot capacity, idle pool chunks, and glibc's free
-    /// heap. At most once a second.
+    /// After a mass disconnect, or once heavy buffering is over (clients that sent or were sent
+    /// large messages left), give memory back: the slab's spare tail, the wheel's spare slot
+    /// capacity, idle pool chunks, and glibc's free heap. At most once a second.
     fn reclaim(&mut self) {
         let shard = &mut self.shard;
         let cap = shard.conns.capacity();
@@ -45,13 +44,6 @@ impl<H: Handler> Reactor<H> {
         self.buffered_peak = self.buffered_peak.max(buffered);
         let drained = self.buffered_peak >= 16 << 20 && buffered * 4 < self.buffered_peak;
         self.reclaim_due = (cap >= 4096 && shard.conns.len() * 4 <= cap) || drained;
-        #[cfg(feature = "tls")]
-        let handshakes = shard.wire.tls.as_ref().map_or(0, |l| {
-            if l.handshaking() == 0 && l.completed >= self.tls_trimmed_at + 1024 {
-                self.reclaim_due = true;
-            }
-            l.completed
-        });
         if !self.reclaim_due || shard.now < self.next_reclaim {
             return;
         }
@@ -59,10 +51,6 @@ impl<H: Handler> Reactor<H> {
         self.next_reclaim = shard.now + Duration::from_secs(1);
         shard.shrink();
         self.buffered_peak = buffered;
-        #[cfg(feature = "tls")]
-        {
-            self.tls_trimmed_at = handshakes;
-        }
         crate::sys::trim_heap();
         debug!(
             "reactor {}: reclaimed memory ({} connections, slab capacity {} -> {})",

@@ -67,12 +67,10 @@ impl TlsConn {
             TlsConn::Broken => return Err(rustls::Error::General("TLS state lost".into())),
         };
         let mut done = u.decrypt(cipher, plain, out)?;
-        let ready = u.handover
-            && !u.closed
+        if u.hands_over()
             && !done.peer_closed
-            && !u.conn.is_handshaking()
-            && u.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
-        if ready && let TlsConn::Rustls(u) = std::mem::replace(self, TlsConn::Broken) {
+            && let TlsConn::Rustls(u) = std::mem::replace(self, TlsConn::Broken)
+        {
             let mut records = Box::new(Records::hand_over(u.conn)?);
             // What followed the handshake's last record in this read is the handover's.
             let rest = records.decrypt(&mut cipher[done.used..], &mut plain[done.plain..], out);
@@ -126,6 +124,15 @@ fn sealed_len(n: usize) -> usize {
 }
 
 impl Unbuffered {
+    /// Whether the records are to be handed over now: asked for, a TLS 1.3 handshake done, and
+    /// not closing.
+    fn hands_over(&self) -> bool {
+        self.handover
+            && !self.closed
+            && !self.conn.is_handshaking()
+            && self.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
+    }
+
     /// [`TlsConn::decrypt`] by rustls.
     fn decrypt(
         &mut self,
@@ -171,9 +178,7 @@ impl Unbuffered {
             // and nothing after it (but the chance to send what it still has queued, such as
             // the session tickets): the records that follow are the handover's to open, and
             // rustls must not have acted on any of them (a KeyUpdate it answered would be lost).
-            let handing = self.handover
-                && !self.conn.is_handshaking()
-                && self.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+            let handing = self.hands_over();
             let end = if handing {
                 off
             } else if self.handover && self.conn.is_handshaking() {

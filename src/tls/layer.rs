@@ -85,11 +85,6 @@ impl Layer {
         self.conns.get(key).is_some_and(Option::is_some)
     }
 
-    /// Handshakes in progress.
-    pub(crate) fn handshaking(&self) -> usize {
-        self.handshaking
-    }
-
     /// Notes that connection `key`'s handshake has just completed.
     pub(crate) fn handshake_done(&mut self) {
         self.handshaking = self.handshaking.saturating_sub(1);
