@@ -140,6 +140,21 @@ pub struct Config {
     /// Pub/sub across nodes through this Redis (see [`crate::BrokerConfig`]). Default `None`:
     /// publishes stay in the process.
     pub broker: Option<crate::broker::BrokerConfig>,
+    /// Open fallback sessions (Server-Sent Events, long-polling, POSTs for the uplink) on the
+    /// WebSocket's port and path, for clients whose network breaks WebSocket. Default true.
+    pub fallback: bool,
+    /// How long a long-poll waits for a message before it is answered empty. Default 25 s,
+    /// inside common proxy read timeouts (nginx: 60 s).
+    pub poll_timeout: Duration,
+    /// How long a long-poll session waits for its client's next poll before it is closed
+    /// (`on_close` with 1006). Default 30 s.
+    pub session_timeout: Duration,
+    /// How often an SSE stream with nothing to send gets a comment, so that proxies do not
+    /// close it as idle. Default 15 s.
+    pub sse_heartbeat: Duration,
+    /// Where the browser client is served (`GET`), while fallbacks are on; `None` serves it
+    /// nowhere. Default `/myriad.js`.
+    pub client_path: Option<String>,
 }
 
 impl Default for Config {
@@ -184,6 +199,11 @@ impl Default for Config {
             #[cfg(feature = "tls")]
             tls: None,
             broker: None,
+            fallback: true,
+            poll_timeout: Duration::from_secs(25),
+            session_timeout: Duration::from_secs(30),
+            sse_heartbeat: Duration::from_secs(15),
+            client_path: Some("/myriad.js".to_owned()),
         }
     }
 }
@@ -204,6 +224,16 @@ macro_rules! setters {
 }
 
 setters! {
+    /// Sets `fallback`.
+    fallback: bool;
+    /// Sets `poll_timeout`.
+    poll_timeout: Duration;
+    /// Sets `session_timeout`.
+    session_timeout: Duration;
+    /// Sets `sse_heartbeat`.
+    sse_heartbeat: Duration;
+    /// Sets `client_path`.
+    client_path: Option<String>;
     /// Sets `listen`.
     listen: SocketAddr;
     /// Sets `workers`.

@@ -46,6 +46,7 @@ mod config;
 mod conn;
 mod deflate;
 mod error;
+pub mod fallback;
 mod handle;
 mod handler;
 mod http;

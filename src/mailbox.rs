@@ -63,6 +63,13 @@ pub(crate) enum Cmd {
         reactor: u32,
         on: bool,
     },
+    /// A request for a fallback session of this reactor came to another: its connection (the
+    /// socket, its TLS state) and the request, to be answered here.
+    Adopt {
+        socket: Box<crate::shard::Moving>,
+        head: Vec<u8>,
+        body: Vec<u8>,
+    },
 }
 
 impl Cmd {

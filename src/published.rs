@@ -1,7 +1,7 @@
 //! A message published to a topic, framed once for every subscriber, and compressed once for
 //! those that take the shared compressed copy.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::deflate::codec::Deflater;
 use crate::proto::frame::{MAX_HEADER, OpCode, encode};
@@ -17,6 +17,9 @@ pub(crate) struct Published {
     pub(crate) header: usize,
     /// The whole frame compressed with a fresh context (RSV1 set), if compressed.
     pub(crate) deflated: Option<Arc<Vec<u8>>>,
+    /// The message as a Server-Sent Event, made by the first fallback session that takes it
+    /// (on whichever reactor), then shared like the frames.
+    event: OnceLock<Arc<Vec<u8>>>,
 }
 
 impl Published {
@@ -42,7 +45,17 @@ impl Published {
             plain: Arc::new(plain),
             header,
             deflated: deflated.map(Arc::new),
+            event: OnceLock::new(),
         }
+    }
+
+    /// The message as an event for SSE and long-poll sessions, made once.
+    pub(crate) fn event(&self) -> &Arc<Vec<u8>> {
+        self.event.get_or_init(|| {
+            let mut out = Vec::new();
+            crate::fallback::event::message(self.text, self.payload(), &mut out);
+            Arc::new(out)
+        })
     }
 
     /// The payload, uncompressed.

@@ -41,6 +41,10 @@ impl<H: Handler> Server<H> {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         reactor::install_panic_hook();
+        if self.config.fallback {
+            // Session ids need the key: drawn now, so that a machine without one fails here.
+            crate::fallback::sid::init();
+        }
         // BAD_INPUTS 75: a port another process serves is an error unless sharing was asked for
         // (scale runs start several processes on one port with `reuse_port`).
         let listen = if self.config.reuse_port {

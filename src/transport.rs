@@ -57,6 +57,13 @@ impl Wire {
     }
 }
 
+/// The connection's socket; `NotConnected` for a long-poll session between polls.
+fn socket<D>(conn: &mut Conn<D>) -> io::Result<&mut mio::net::TcpStream> {
+    conn.socket
+        .as_mut()
+        .ok_or_else(|| io::ErrorKind::NotConnected.into())
+}
+
 /// What one read gave.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Got {
@@ -101,7 +108,7 @@ pub(crate) fn recv<D>(
     }
     let _ = (key, &wire);
     let want = want.min(buf.len());
-    let n = conn.socket.read(&mut buf[..want])?;
+    let n = socket(conn)?.read(&mut buf[..want])?;
     Ok(Got {
         n,
         wire: n,
@@ -181,7 +188,7 @@ pub(crate) fn write<D>(
             offered += p.len();
             n += 1;
         }
-        let written = match conn.socket.write_vectored(&slices[..n]) {
+        let written = match socket(conn)?.write_vectored(&slices[..n]) {
             Ok(w) => w,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -278,7 +285,10 @@ pub(crate) fn flush<D>(conn: &mut Conn<D>, wire: &mut Wire) -> io::Result<bool> 
     match conn.tx.as_deref_mut() {
         Some(Tx { out, .. }) => {
             let (len, owned) = (out.len() as u64, out.owned() as u64);
-            let r = out.write_to(&mut conn.socket, &mut wire.pool);
+            let Some(s) = conn.socket.as_mut() else {
+                return Err(io::ErrorKind::NotConnected.into());
+            };
+            let r = out.write_to(s, &mut wire.pool);
             tally.sent += len - out.len() as u64;
             tally.queued = tally.queued.saturating_sub(owned - out.owned() as u64);
             r
@@ -393,7 +403,7 @@ mod secure {
             )));
         }
         let want = want.clamp(1, room);
-        let n = conn.socket.read(&mut cipher[held_len..held_len + want])?;
+        let n = super::socket(conn)?.read(&mut cipher[held_len..held_len + want])?;
         if n == 0 {
             if held_len > 0 {
                 debug!("TLS: connection {key} closed in the middle of a record");
@@ -408,7 +418,7 @@ mod secure {
         }
         if tc.is_fresh() && cipher[0] != HANDSHAKE {
             // Plain HTTP (or anything else) on the TLS port: a plain answer says so.
-            let _ = conn.socket.write(PLAIN_ON_TLS);
+            let _ = super::socket(conn)?.write(PLAIN_ON_TLS);
             return Err(invalid("TLS: plain text on the TLS port".into()));
         }
         cipher[..held_len].copy_from_slice(held);
@@ -429,8 +439,10 @@ mod secure {
             Err(e) => {
                 // The alert, if the socket takes it and nothing is queued before it (written
                 // behind unsent records' bytes it would cut one); the connection closes either way.
-                if conn.tx.is_none() {
-                    let _ = conn.socket.write(out);
+                if conn.tx.is_none()
+                    && let Some(s) = conn.socket.as_mut()
+                {
+                    let _ = s.write(out);
                 }
                 Err(invalid(format!("TLS: {e}")))
             }

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::conn::Kind;
+use crate::conn::Mode;
 use crate::error::SendError;
 use crate::handle::ServerHandle;
 use crate::id::ConnId;
@@ -17,6 +17,12 @@ pub enum Transport {
     WebSocket,
     /// A streamed HTTP response: each message one chunk.
     Stream,
+    /// A fallback session over Server-Sent Events (messages to the client as events, from it
+    /// as POSTs).
+    Sse,
+    /// A fallback session over long-polling (messages to the client in poll answers, from it
+    /// as POSTs).
+    Poll,
 }
 
 /// A connection inside a callback: send, close, subscribe and publish, and the connection's data.
@@ -64,7 +70,7 @@ impl<'r, D> Ws<'r, D> {
     /// # Errors
     /// The socket's, e.g. when the peer is already gone.
     pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.shard.conns[self.key].socket.peer_addr()
+        self.shard.conns[self.key].peer_addr()
     }
 
     /// Whether the connection is open for sending.
@@ -72,11 +78,14 @@ impl<'r, D> Ws<'r, D> {
         self.shard.conns[self.key].is_open()
     }
 
-    /// How this connection reaches its client: a WebSocket, or a streamed HTTP response.
+    /// How this connection reaches its client: a WebSocket, a streamed HTTP response, or a
+    /// fallback session (SSE or long-polling).
     pub fn transport(&self) -> Transport {
-        match self.shard.conns[self.key].kind {
-            Kind::Stream(_) => Transport::Stream,
-            _ => Transport::WebSocket,
+        match self.shard.conns[self.key].mode() {
+            Some(Mode::Chunked) => Transport::Stream,
+            Some(Mode::Sse) => Transport::Sse,
+            Some(Mode::Poll) => Transport::Poll,
+            None => Transport::WebSocket,
         }
     }
 

@@ -8,6 +8,7 @@ const PENDING: u8 = 8;
 const DEAD: u8 = 16;
 const LINGER: u8 = 32;
 const DRAIN: u8 = 64;
+const KEEP: u8 = 128;
 
 /// What the reactor keeps about a connection, besides its protocol state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,6 +50,8 @@ flag! {
     linger, set_linger = LINGER;
     /// Once unsent bytes have left, shut the write side, then read until the peer's FIN.
     drain, set_drain = DRAIN;
+    /// A long-poll session: the poll waiting on it keeps its connection once answered.
+    keep, set_keep = KEEP;
 }
 
 impl Flags {

@@ -33,12 +33,27 @@ pub(crate) enum Kind<D> {
     Stream(Stream<D>),
 }
 
-/// The streamed-response part of a connection.
+/// How a stream reaches its client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A chunked response the application asked for (`Response::stream`): each message a chunk.
+    Chunked,
+    /// A Server-Sent Events session: each message an event, the body open until the session
+    /// ends.
+    Sse,
+    /// A long-poll session: no socket of its own but while a poll waits on it; messages wait in
+    /// the shard's poll queue until a poll takes them and a later poll acknowledges them.
+    Poll,
+}
+
+/// The streamed-response part of a connection (a chunked response, or a fallback session).
 pub(crate) struct Stream<D> {
-    /// Still sending: the last chunk has not gone out.
+    /// Still sending: the last chunk (or the close event) has not gone out.
     pub(crate) open: bool,
     /// `on_close` was called.
     pub(crate) reported: bool,
+    /// What the stream is.
+    pub(crate) mode: Mode,
     /// The application's data.
     pub(crate) data: D,
 }
@@ -122,8 +137,9 @@ pub(crate) struct Tx {
 
 /// One connection: the slab entry.
 pub(crate) struct Conn<D> {
-    /// The socket.
-    pub(crate) socket: TcpStream,
+    /// The socket: always there but for a long-poll session between polls (an `Option` of a
+    /// file descriptor costs nothing: -1 is its niche).
+    pub(crate) socket: Option<TcpStream>,
     /// Generation, part of the token, so a reused slot never takes a stale event or id.
     pub(crate) generation: u32,
     /// Tick at which the current timer (handshake, idle, close) expires.
@@ -151,13 +167,45 @@ impl<D> Conn<D> {
     /// A freshly accepted socket, waiting for its HTTP head.
     pub(crate) fn new(socket: TcpStream, generation: u32) -> Conn<D> {
         Conn {
-            socket,
+            socket: Some(socket),
             generation,
             deadline: 0,
             kind: Kind::Head,
             flags: Flags::default(),
             rx: None,
             tx: None,
+        }
+    }
+
+    /// A long-poll session without a socket (between polls).
+    pub(crate) fn session_slot(generation: u32, kind: Kind<D>) -> Conn<D> {
+        Conn {
+            socket: None,
+            generation,
+            deadline: 0,
+            kind,
+            flags: Flags::default(),
+            rx: None,
+            tx: None,
+        }
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// The socket's, or `NotConnected` for a long-poll session between polls.
+    pub(crate) fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        match &self.socket {
+            Some(s) => s.peer_addr(),
+            None => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// The fallback session mode, if this is a stream.
+    pub(crate) fn mode(&self) -> Option<Mode> {
+        match &self.kind {
+            Kind::Stream(s) => Some(s.mode),
+            _ => None,
         }
     }
 

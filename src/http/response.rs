@@ -50,6 +50,9 @@ pub(crate) enum Body {
     Length(usize),
     /// Chunks follow (RFC 9112 §7.1), as the application produces them, until the last chunk.
     Chunked,
+    /// The body runs until the connection closes (RFC 9112 §6.3, rule 8): an SSE stream, which
+    /// an HTTP/1.0 hop (nginx's default to its upstreams) could not take chunked.
+    UntilClose,
 }
 
 /// Writes `HTTP/1.1 <status> <reason>\r\n`. A `status` outside 100..=999 is written as 500.
@@ -91,12 +94,15 @@ pub(crate) fn write_head(
         out.extend_from_slice(b"Connection: close\r\n");
     }
     match body {
+        // RFC 9110 §8.6: no Content-Length on a 1xx or 204 answer.
+        Body::Length(0) if status == 204 || status < 200 => {}
         Body::Length(n) => {
             out.extend_from_slice(b"Content-Length: ");
             push_decimal(out, n);
             out.extend_from_slice(b"\r\n");
         }
         Body::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Body::UntilClose => {}
     }
     push_extra(out, extra, RESERVED);
     out.extend_from_slice(b"\r\n");

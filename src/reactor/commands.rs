@@ -39,6 +39,11 @@ impl<H: Handler> Reactor<H> {
 
     pub(super) fn command(&mut self, cmd: Cmd) {
         match cmd {
+            Cmd::Adopt { socket, head, body } => {
+                if let Some(key) = self.shard.adopt(*socket) {
+                    super::request::answer(&mut self.shard, &mut self.handler, key, &head, &body);
+                }
+            }
             Cmd::Send {
                 token,
                 text,

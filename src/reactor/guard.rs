@@ -66,7 +66,7 @@ pub(super) fn catch<D, T>(
         reactor: shard.reactor,
         token: crate::id::Token::new(key, c.generation),
     });
-    let peer = shard.conns.get(key).and_then(|c| c.socket.peer_addr().ok());
+    let peer = shard.conns.get(key).and_then(|c| c.peer_addr().ok());
     error!(
         "handler panicked in {what} (connection {}, peer {}): {message} at {at}",
         id.map_or_else(|| "-".to_owned(), |i| i.to_string()),

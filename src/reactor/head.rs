@@ -268,13 +268,10 @@ impl<H: Handler> Reactor<H> {
 
     /// Parses a head and checks it as an upgrade attempt or as a plain request.
     fn classify(&self, key: usize, head: &HeadAt) -> Result<Asks, HttpError> {
-        let peer = self.shard.conns[key]
-            .socket
-            .peer_addr()
-            .map_err(|_| HttpError {
-                status: 400,
-                reason: "peer gone",
-            })?;
+        let peer = self.shard.conns[key].peer_addr().map_err(|_| HttpError {
+            status: 400,
+            reason: "peer gone",
+        })?;
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let req = http::parse_head(head.bytes(&self.recv), &mut headers, peer)?;
         if req.is_upgrade_attempt() {
@@ -329,7 +326,7 @@ impl<H: Handler> Reactor<H> {
     /// Refuses a request that broke a rule before the application saw it.
     pub(super) fn refuse(&mut self, key: usize, e: HttpError) {
         if log::log_enabled!(log::Level::Debug) {
-            let peer = self.shard.conns[key].socket.peer_addr();
+            let peer = self.shard.conns[key].peer_addr();
             debug!("refused {peer:?} ({}): {}", e.status, e.reason);
         }
         let why = HandshakeFailure::of_status(e.status);

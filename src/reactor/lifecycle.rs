@@ -6,7 +6,7 @@
 use log::{debug, trace};
 
 use super::guard;
-use crate::conn::Kind;
+use crate::conn::{Kind, Mode};
 use crate::handler::Handler;
 use crate::id::ConnId;
 use crate::proto::close;
@@ -30,7 +30,7 @@ pub(super) fn report<H: Handler>(
             reactor: shard.reactor,
             token: shard.token(key),
         };
-        let peer = shard.conns[key].socket.peer_addr();
+        let peer = shard.conns[key].peer_addr();
         debug!(
             "close {id} {peer:?}: {code} {:?}",
             String::from_utf8_lossy(reason)
@@ -143,7 +143,7 @@ pub(super) fn end_stream<H: Handler>(
     now: bool,
 ) {
     if !now {
-        shard.end_stream(key);
+        shard.end_stream(key, code, why);
     }
     let first = match &mut shard.conns[key].kind {
         Kind::Stream(st) => {
@@ -154,6 +154,11 @@ pub(super) fn end_stream<H: Handler>(
     };
     if first {
         report(shard, handler, key, code, why.as_bytes());
+    }
+    if !now && shard.conns[key].mode() == Some(Mode::Poll) {
+        // The close event waits for the client's next poll (or the session timeout).
+        shard.poll_closing(key);
+        return;
     }
     if now {
         shard.kill(key);

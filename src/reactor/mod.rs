@@ -10,6 +10,7 @@
 //! - [`accept`]: new sockets;
 //! - [`head`]: reading HTTP requests (heads, bodies, pipelining);
 //! - [`request`]: a plain request answered, or turned into a streamed response;
+//! - [`fallback`]: SSE and long-poll sessions, polls and uplink POSTs;
 //! - [`upgrade`]: the WebSocket upgrade, now or pending;
 //! - [`read`]: a WebSocket's frames, through the session to the handler;
 //! - [`lifecycle`]: failing, ending, and `on_close`;
@@ -19,6 +20,7 @@
 
 mod accept;
 mod commands;
+mod fallback;
 mod guard;
 mod head;
 mod lifecycle;
@@ -234,6 +236,7 @@ impl<H: Handler> Reactor<H> {
         match conn.kind {
             Kind::Head => self.read_head(key, drain),
             Kind::WebSocket(_) => self.read_frames(key, drain),
+            Kind::Stream(ref s) if s.mode == crate::conn::Mode::Poll => self.read_parked(key),
             Kind::Stream(_) => self.read_discard(key),
         }
     }
@@ -262,6 +265,17 @@ impl<H: Handler> Reactor<H> {
                     return;
                 }
             }
+        }
+    }
+
+    /// A poll parked on its session has nothing to say: whatever comes (its FIN, or bytes it
+    /// should not have sent) ends the poll; the session waits for the next one.
+    fn read_parked(&mut self, key: usize) {
+        let Reactor { shard, recv, .. } = self;
+        let want = recv.len();
+        match shard.recv(key, recv, want) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            _ => shard.drop_parked(key),
         }
     }
 
@@ -298,6 +312,7 @@ impl<H: Handler> Reactor<H> {
     /// Handles what the send path recorded: broken sockets, backpressure closes, drains.
     fn settle(&mut self) {
         self.shard.flush_batch_if_due();
+        fallback::answer_ready(&mut self.shard);
         self.shard.flush_cork();
         while !self.shard.broken.is_empty()
             || !self.shard.drained.is_empty()
@@ -340,6 +355,7 @@ impl<H: Handler> Reactor<H> {
                     );
                 }
             }
+            fallback::answer_ready(&mut self.shard);
             self.shard.flush_cork();
         }
     }

@@ -6,7 +6,7 @@ use log::debug;
 
 use super::guard;
 use super::lifecycle::call;
-use crate::conn::{Kind, Stream};
+use crate::conn::{Kind, Mode, Stream};
 use crate::handler::Handler;
 use crate::http::{self, Body, MAX_HEADERS};
 use crate::response::Response;
@@ -20,7 +20,7 @@ pub(super) fn answer<H: Handler>(
     head: &[u8],
     body: &[u8],
 ) {
-    let Ok(peer) = shard.conns[key].socket.peer_addr() else {
+    let Ok(peer) = shard.conns[key].peer_addr() else {
         shard.kill(key);
         return;
     };
@@ -31,6 +31,9 @@ pub(super) fn answer<H: Handler>(
         return;
     };
     let req = req.with_body(body);
+    if super::fallback::route(shard, handler, key, &req, head, body) {
+        return;
+    }
     let keep_alive = req.keep_alive() && !shard.bus.stopping();
     let head_only = req.method() == "HEAD";
     shard.reply.reset();
@@ -80,6 +83,7 @@ pub(super) fn answer<H: Handler>(
             Kind::Stream(Stream {
                 open: !head_only,
                 reported: false,
+                mode: Mode::Chunked,
                 data,
             }),
         );

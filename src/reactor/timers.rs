@@ -55,6 +55,11 @@ impl<H: Handler> Reactor<H> {
                 fail(shard, handler, key, 1008, "write timeout");
             } else if let Some(w) = write_at {
                 shard.arm_tick(key, w);
+            } else if matches!(
+                shard.conns[key].mode(),
+                Some(crate::conn::Mode::Sse | crate::conn::Mode::Poll)
+            ) {
+                super::fallback::expire(shard, handler, key);
             } else if let Some(fx) = shard.with_session(key, |s, out| s.on_timeout(idle, out)) {
                 if fx.report.is_some() {
                     debug!("idle or close handshake timeout");

@@ -29,7 +29,7 @@ impl<H: Handler> Reactor<H> {
             handler,
             ..
         } = self;
-        let Ok(peer) = shard.conns[key].socket.peer_addr() else {
+        let Ok(peer) = shard.conns[key].peer_addr() else {
             shard.kill(key);
             return;
         };
@@ -210,7 +210,7 @@ impl<H: Handler> Reactor<H> {
                 reactor: shard.reactor,
                 token: shard.token(key),
             };
-            debug!("open {id} {:?}", shard.conns[key].socket.peer_addr());
+            debug!("open {id} {:?}", shard.conns[key].peer_addr());
         }
         lifecycle::call(
             &mut self.shard,

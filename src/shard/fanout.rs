@@ -7,7 +7,7 @@ use std::sync::Arc;
 use log::debug;
 
 use super::Shard;
-use crate::conn::Kind;
+use crate::conn::{Kind, Mode};
 use crate::error::SendError;
 use crate::message::{Compress, Message, SendStatus};
 use crate::proto::close;
@@ -26,6 +26,10 @@ enum Take {
     Own,
     /// The payload as a chunk of a streamed response.
     Chunks,
+    /// The shared SSE event (an SSE session: written like a frame).
+    Event,
+    /// The shared SSE event, into a long-poll session's queue.
+    Queue,
     /// Nothing now: it is sending a fragmented message.
     Skipped,
 }
@@ -218,7 +222,11 @@ impl<D> Shard<D> {
                 })
             }
             Kind::WebSocket(ws) if ws.session.is_fragmenting() => Some(Take::Skipped),
-            Kind::Stream(st) if st.open => Some(Take::Chunks),
+            Kind::Stream(st) if st.open => Some(match st.mode {
+                Mode::Chunked => Take::Chunks,
+                Mode::Sse => Take::Event,
+                Mode::Poll => Take::Queue,
+            }),
             _ => None,
         }
     }
@@ -250,6 +258,17 @@ impl<D> Shard<D> {
             }
             return;
         }
+        if take == Take::Queue {
+            for &i in idx {
+                let ev = batch[i as usize].message.event().clone();
+                if self.poll_push(key, ev) == SendStatus::Dropped {
+                    *self.dropped.entry(key).or_default() += 1;
+                } else {
+                    self.deliveries += 1;
+                }
+            }
+            return;
+        }
         if take == Take::Own {
             // Its own deflate context: each message compressed for it alone.
             for &i in idx {
@@ -266,6 +285,7 @@ impl<D> Shard<D> {
         let frame = |i: &u32| -> &Arc<Vec<u8>> {
             let m = &batch[*i as usize].message;
             match (&m.deflated, take) {
+                (_, Take::Event) => m.event(),
                 (Some(z), Take::Shared) => z,
                 _ => &m.plain,
             }

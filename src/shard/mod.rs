@@ -9,6 +9,7 @@
 
 mod fanout;
 mod pending;
+mod polls;
 mod reply;
 mod send;
 
@@ -23,6 +24,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use pending::IpKey;
+pub(crate) use polls::{Moving, PollState};
 pub(crate) use reply::Reply;
 pub(crate) use send::Out;
 
@@ -113,6 +115,10 @@ pub(crate) struct Shard<D> {
     inflate_left: HashMap<usize, (u64, Instant)>,
     /// Today's `Date` header value and the second it was made for.
     date: ([u8; 29], u64),
+    /// Long-poll sessions' queues, by slot.
+    pub(crate) polls: HashMap<usize, PollState>,
+    /// Long-poll sessions with a parked poll and something to answer it with.
+    pub(crate) poll_ready: Vec<usize>,
 }
 
 impl<D> Shard<D> {
@@ -167,6 +173,8 @@ impl<D> Shard<D> {
             date: ([0; 29], u64::MAX),
             input_buffered: 0,
             inflate_left: HashMap::new(),
+            polls: HashMap::new(),
+            poll_ready: Vec::new(),
             cfg,
         }
     }
@@ -327,8 +335,7 @@ impl<D> Shard<D> {
             return;
         }
         let _ = socket.set_nodelay(true);
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        let generation = self.fresh_generation();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let token = Token::new(key, generation);
@@ -381,7 +388,7 @@ impl<D> Shard<D> {
         let conn = &mut self.conns[key];
         if !conn.flags.pending() {
             conn.flags.set_pending(true);
-            let ip = conn.socket.peer_addr().ok().map(|a| IpKey::of(a.ip()));
+            let ip = conn.peer_addr().ok().map(|a| IpKey::of(a.ip()));
             self.pending.begin(key, ip);
         }
         let timeout = self.cfg.handshake_timeout;
@@ -485,7 +492,9 @@ impl<D> Shard<D> {
         }
         match transport::close_notify(conn, key, &mut self.wire) {
             Ok(false) => {
-                let _ = conn.socket.shutdown(Shutdown::Write);
+                if let Some(s) = &conn.socket {
+                    let _ = s.shutdown(Shutdown::Write);
+                }
             }
             // The alert waits for writable readiness; the drain ends here again.
             Ok(true) => self.want_write(key),
@@ -543,6 +552,7 @@ impl<D> Shard<D> {
         self.announce_emptied();
         self.dropped.remove(&key);
         self.inflate_left.remove(&key);
+        self.polls.remove(&key);
         transport::discard(&mut conn, &mut self.wire);
         #[cfg(feature = "tls")]
         if let Some(l) = self.wire.tls.as_mut() {
@@ -591,11 +601,15 @@ impl<D> Shard<D> {
     }
 
     /// Re-registers the socket's interest.
-    fn reregister(&mut self, key: usize, interest: Interest) -> io::Result<()> {
+    pub(crate) fn reregister(&mut self, key: usize, interest: Interest) -> io::Result<()> {
         let conn = &mut self.conns[key];
         let t = Token::new(key, conn.generation);
-        self.registry
-            .reregister(&mut conn.socket, mio::Token(t.0 as usize), interest)
+        match conn.socket.as_mut() {
+            Some(s) => self
+                .registry
+                .reregister(s, mio::Token(t.0 as usize), interest),
+            None => Ok(()),
+        }
     }
 
     /// After a mass disconnect, gives back spare capacity: the slab's tail, the wheel's slots,
@@ -605,6 +619,7 @@ impl<D> Shard<D> {
         self.wheel.shrink();
         self.topics.shrink();
         self.pending.shrink();
+        self.polls.shrink_to_fit();
         self.wire.pool.clear();
         #[cfg(feature = "tls")]
         if let Some(l) = self.wire.tls.as_mut() {

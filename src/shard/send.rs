@@ -8,8 +8,11 @@ use mio::Interest;
 
 use super::Shard;
 use crate::config::BackpressurePolicy;
-use crate::conn::Kind;
+use std::sync::Arc;
+
+use crate::conn::{Kind, Mode};
 use crate::error::SendError;
+use crate::fallback::event;
 use crate::http;
 use crate::message::{Compress, Fragment, Message, SendStatus};
 use crate::proto::close;
@@ -71,7 +74,9 @@ impl<D> Shard<D> {
         }
         let ws = match &conn.kind {
             Kind::WebSocket(ws) => ws,
-            Kind::Stream(st) if st.open => return Ok(self.send_chunk(key, payload)),
+            Kind::Stream(st) if st.open => {
+                return Ok(self.send_stream(key, op == OpCode::Text, payload));
+            }
             _ => return Err(SendError::Closed),
         };
         ws.session.can_send_message()?;
@@ -121,14 +126,49 @@ impl<D> Shard<D> {
         self.status(key)
     }
 
-    /// Ends a streamed response that is still open: the last chunk goes out after what is
-    /// queued. Returns whether it was open.
-    pub(crate) fn end_stream(&mut self, key: usize) -> bool {
-        match &mut self.conns[key].kind {
-            Kind::Stream(st) if st.open => st.open = false,
-            _ => return false,
+    /// Sends a message on a stream, as its mode carries messages: a chunk, an SSE event, or an
+    /// event queued for the next poll.
+    pub(super) fn send_stream(&mut self, key: usize, text: bool, payload: &[u8]) -> SendStatus {
+        let mode = self.conns[key].mode();
+        if mode == Some(Mode::Chunked) {
+            return self.send_chunk(key, payload);
         }
-        self.emit(key, &[http::LAST_CHUNK]);
+        let mut ev = Vec::with_capacity(payload.len() + 16);
+        event::message(text, payload, &mut ev);
+        if mode == Some(Mode::Poll) {
+            return self.poll_push(key, Arc::new(ev));
+        }
+        if let Some(s) = self.over_limit(key, ev.len()) {
+            return s;
+        }
+        self.emit(key, &[&ev]);
+        self.stats.messages_sent += 1;
+        self.status(key)
+    }
+
+    /// Ends a stream that is still open with `code` and `reason`: the last chunk, or the close
+    /// event, goes out after what is queued (a long-poll session's waits for a poll). Returns
+    /// whether it was open.
+    pub(crate) fn end_stream(&mut self, key: usize, code: u16, reason: &str) -> bool {
+        let mode = match &mut self.conns[key].kind {
+            Kind::Stream(st) if st.open => {
+                st.open = false;
+                st.mode
+            }
+            _ => return false,
+        };
+        let mut ev = Vec::new();
+        match mode {
+            Mode::Chunked => self.emit(key, &[http::LAST_CHUNK]),
+            Mode::Sse => {
+                event::close(code, reason, &mut ev);
+                self.emit(key, &[&ev]);
+            }
+            Mode::Poll => {
+                event::close(code, reason, &mut ev);
+                self.poll_enqueue(key, Arc::new(ev));
+            }
+        }
         true
     }
 
@@ -168,6 +208,10 @@ impl<D> Shard<D> {
                 return Err(SendError::Closed);
             }
             crate::proto::close::encode(code, reason)?;
+            if st.mode != Mode::Chunked {
+                // A fallback session's close event carries the reason now.
+                self.end_stream(key, code, reason);
+            }
             // The reactor ends it (and calls on_close) when this callback batch is over.
             self.broken.push((key, code, "closed by the server"));
             return Ok(());
@@ -194,7 +238,7 @@ impl<D> Shard<D> {
     /// be queued behind unsent bytes, the process's memory budget. Some(status) when the message
     /// must not go.
     pub(super) fn over_limit(&mut self, key: usize, extra: usize) -> Option<SendStatus> {
-        let queued = self.conns[key].buffered();
+        let queued = self.conns[key].buffered() + self.poll_queued(key);
         let over =
             queued + extra > self.cfg.max_backpressure || (queued > 0 && self.over_budget(extra));
         if !over {

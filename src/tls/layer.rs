@@ -9,6 +9,13 @@ use super::{TlsConn, TlsState};
 /// Scratch larger than this is given back after use (one huge message must not pin memory).
 const KEEP: usize = 1 << 20;
 
+/// A connection's TLS state on its way to another slot or reactor.
+pub(crate) struct Moved {
+    conn: TlsConn,
+    /// A record cut by the last read.
+    partial: Option<Vec<u8>>,
+}
+
 /// One reactor's secure connections and TLS scratch.
 pub(crate) struct Layer {
     /// By slab key; `None` for a slot without TLS (or free).
@@ -98,6 +105,41 @@ impl Layer {
             && c.is_handshaking()
         {
             self.handshaking = self.handshaking.saturating_sub(1);
+        }
+    }
+
+    /// Moves connection `from`'s TLS state to slot `to` (its socket moved there).
+    pub(crate) fn relocate(&mut self, from: usize, to: usize) {
+        let Some(t) = self.take(from) else {
+            return;
+        };
+        self.put(to, t);
+    }
+
+    /// Takes connection `key`'s TLS state out (its socket leaves this slot). A connection
+    /// still in its handshake stays: only established ones move.
+    pub(crate) fn take(&mut self, key: usize) -> Option<Moved> {
+        let conn = self.conns.get_mut(key)?.take()?;
+        if conn.is_handshaking() {
+            self.handshaking = self.handshaking.saturating_sub(1);
+        }
+        Some(Moved {
+            conn,
+            partial: self.partials.remove(&key),
+        })
+    }
+
+    /// Puts TLS state taken from another slot (or reactor) on slot `key`.
+    pub(crate) fn put(&mut self, key: usize, m: Moved) {
+        if m.conn.is_handshaking() {
+            self.handshaking += 1;
+        }
+        if self.conns.len() <= key {
+            self.conns.resize_with(key + 1, || None);
+        }
+        self.conns[key] = Some(m.conn);
+        if let Some(p) = m.partial {
+            self.partials.insert(key, p);
         }
     }
 

@@ -17,7 +17,7 @@ mod records;
 pub use config::TlsConfig;
 pub(crate) use config::TlsState;
 pub(crate) use conn::TlsConn;
-pub(crate) use layer::Layer;
+pub(crate) use layer::{Layer, Moved};
 
 /// `size_of` of the boxed rustls state of a connection.
 pub(crate) const RUSTLS_SIZE: usize = std::mem::size_of::<conn::Unbuffered>();

@@ -163,6 +163,19 @@ struct Serve {
     /// to this long for more, to leave in one writev per subscriber. 0 (default): off.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     publish_coalesce_us: u64,
+    /// Do not open fallback sessions (SSE, long-polling) nor serve the browser client.
+    #[arg(long)]
+    no_fallback: bool,
+    /// A long-poll with nothing to answer is answered empty after this many milliseconds.
+    #[arg(long, default_value_t = 25_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    poll_timeout_ms: u64,
+    /// A long-poll session whose client does not poll again within this many milliseconds is
+    /// closed (1006).
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    session_timeout_ms: u64,
+    /// An SSE stream with nothing to send gets a comment this often (milliseconds).
+    #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    sse_heartbeat_ms: u64,
     /// With a coalescing window, this many publishes leave at once.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     publish_coalesce_max: u64,
@@ -205,6 +218,10 @@ fn main() -> ExitCode {
         .max_fragments(args.max_fragments)
         .max_head_bytes(args.max_head_bytes)
         .max_body(args.max_body)
+        .fallback(!args.no_fallback)
+        .poll_timeout(Duration::from_millis(args.poll_timeout_ms))
+        .session_timeout(Duration::from_millis(args.session_timeout_ms))
+        .sse_heartbeat(Duration::from_millis(args.sse_heartbeat_ms))
         .reuse_port(args.reuse_port)
         .write_timeout(secs(args.write_timeout))
         .max_inflate_rate(args.max_inflate_rate)

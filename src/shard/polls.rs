@@ -1,0 +1,334 @@
+//! Long-poll sessions and the sockets that visit them: each session's queue of events not yet
+//! acknowledged, a poll parked on its session until there is something to answer, and sockets
+//! moved between slots (a parked poll's socket lives in the session's slot while it waits) or
+//! between reactors (a request for a session lands on the reactor that owns it).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use log::debug;
+use mio::Interest;
+use mio::net::TcpStream;
+
+use super::Shard;
+use crate::conn::{Conn, Kind, Mode, Stream};
+use crate::fallback::event;
+use crate::http::{self, Body};
+use crate::id::Token;
+use crate::message::SendStatus;
+
+/// A long-poll session's sequence numbers and queue: 16 bytes while nothing waits.
+pub(crate) struct PollState {
+    /// The number the next event gets (the first is 1).
+    next: u64,
+    /// Events sent and not acknowledged, oldest first; boxed only while some wait.
+    queue: Option<Box<Queue>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Shared with every session (and SSE stream) that got the same publish.
+    events: VecDeque<Arc<Vec<u8>>>,
+    bytes: usize,
+}
+
+/// A socket on its way to another reactor, with its TLS state.
+pub(crate) struct Moving {
+    pub(crate) socket: TcpStream,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::Moved>,
+}
+
+/// Why a poll's acknowledgement is refused.
+pub(crate) struct AckAhead;
+
+impl<D> Shard<D> {
+    /// A generation for a new slot.
+    pub(crate) fn fresh_generation(&mut self) -> u32 {
+        let g = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        g
+    }
+
+    /// A new long-poll session with `data`, its slot without a socket; it waits for its first
+    /// poll under the session timeout.
+    pub(crate) fn new_poll_session(&mut self, data: D) -> usize {
+        let generation = self.fresh_generation();
+        let key = self.conns.insert(Conn::session_slot(
+            generation,
+            Kind::Stream(Stream {
+                open: true,
+                reported: false,
+                mode: Mode::Poll,
+                data,
+            }),
+        ));
+        self.polls.insert(
+            key,
+            PollState {
+                next: 1,
+                queue: None,
+            },
+        );
+        self.stats.connections += 1;
+        self.stats.opened += 1;
+        let t = self.cfg.session_timeout;
+        self.arm(key, t);
+        key
+    }
+
+    /// Bytes of events waiting in session `key`'s queue (0 for other connections).
+    pub(crate) fn poll_queued(&self, key: usize) -> usize {
+        self.polls
+            .get(&key)
+            .and_then(|p| p.queue.as_ref())
+            .map_or(0, |q| q.bytes)
+    }
+
+    /// Queues a message's event for session `key`, within the backpressure limit.
+    pub(crate) fn poll_push(&mut self, key: usize, ev: Arc<Vec<u8>>) -> SendStatus {
+        if let Some(s) = self.over_limit(key, ev.len()) {
+            return s;
+        }
+        self.poll_enqueue(key, ev);
+        self.stats.messages_sent += 1;
+        SendStatus::Buffered
+    }
+
+    /// Queues an event for session `key` as it is (the close event passes every limit); a poll
+    /// parked on it is answered at the end of the callback batch.
+    pub(crate) fn poll_enqueue(&mut self, key: usize, ev: Arc<Vec<u8>>) {
+        let Some(p) = self.polls.get_mut(&key) else {
+            return;
+        };
+        let q = p.queue.get_or_insert_with(Box::default);
+        q.bytes += ev.len();
+        q.events.push_back(ev);
+        p.next += 1;
+        if self.conns[key].socket.is_some() {
+            self.poll_ready.push(key);
+        }
+    }
+
+    /// Forgets session `key`'s events up to `ack`.
+    ///
+    /// # Errors
+    /// `ack` names an event not sent yet.
+    pub(crate) fn poll_ack(&mut self, key: usize, ack: u64) -> Result<(), AckAhead> {
+        let Some(p) = self.polls.get_mut(&key) else {
+            return Ok(());
+        };
+        if ack >= p.next {
+            return Err(AckAhead);
+        }
+        if let Some(q) = p.queue.as_mut() {
+            let first = p.next - q.events.len() as u64;
+            let n = (ack + 1).saturating_sub(first);
+            for _ in 0..n {
+                if let Some(ev) = q.events.pop_front() {
+                    q.bytes -= ev.len();
+                }
+            }
+            if q.events.is_empty() {
+                p.queue = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether session `key` has events for a poll.
+    pub(crate) fn poll_has_events(&self, key: usize) -> bool {
+        self.poll_queued(key) > 0
+    }
+
+    /// Answers a poll for session `key` on connection `conn` (the poll's own): every event
+    /// queued, each with its number; keeps the connection for the next request or closes it. A
+    /// session whose close event went out goes.
+    pub(crate) fn poll_answer(&mut self, conn: usize, key: usize, keep_alive: bool) {
+        let mut body = Vec::new();
+        let mut ended = false;
+        if let Some(p) = self.polls.get(&key)
+            && let Some(q) = p.queue.as_ref()
+        {
+            let first = p.next - q.events.len() as u64;
+            for (i, ev) in q.events.iter().enumerate() {
+                event::id(first + i as u64, &mut body);
+                body.extend_from_slice(ev);
+            }
+            ended = !self.conns[key].is_open();
+        }
+        self.respond(conn, 200, &body, keep_alive);
+        if ended {
+            // The close event is out (on_close was called when it was queued).
+            self.kill(key);
+        } else if self.conns[key].socket.is_none() {
+            let t = self.cfg.session_timeout;
+            self.arm(key, t);
+        }
+    }
+
+    /// Writes a short answer with `body` on connection `conn`, then keeps it for the next
+    /// request or closes it once sent.
+    pub(crate) fn respond(&mut self, conn: usize, status: u16, body: &[u8], keep_alive: bool) {
+        let date = self.date();
+        let mut out = Vec::with_capacity(192);
+        let headers = [
+            (
+                "Content-Type".to_owned(),
+                "text/plain; charset=utf-8".to_owned(),
+            ),
+            ("Cache-Control".to_owned(), "no-store".to_owned()),
+        ];
+        http::write_head(
+            &mut out,
+            status,
+            &headers,
+            Body::Length(body.len()),
+            keep_alive,
+            Some(&date),
+        );
+        self.emit(conn, &[&out, body]);
+        if keep_alive {
+            self.await_next_request(conn);
+        } else {
+            self.linger(conn);
+        }
+    }
+
+    /// A long-poll session closed (`on_close` was called; its close event is queued): it waits
+    /// for a poll to take the event, or the session timeout.
+    pub(crate) fn poll_closing(&mut self, key: usize) {
+        if self.conns[key].socket.is_none() {
+            let t = self.cfg.session_timeout;
+            self.arm(key, t);
+        }
+    }
+
+    /// Parks the poll that came on connection `conn` on session `key`: its socket moves into
+    /// the session's slot and waits there for an event or the poll timeout. The slot `conn`
+    /// goes.
+    pub(crate) fn park(&mut self, conn: usize, key: usize, keep_alive: bool) {
+        self.move_socket(conn, key);
+        self.conns[key].flags.set_keep(keep_alive);
+        self.kill(conn);
+        let t = self.cfg.poll_timeout;
+        self.arm(key, t);
+    }
+
+    /// The poll parked on session `key` gets its answer: its socket moves to a slot of its
+    /// own, which answers `status` (200: the queued events; else an empty body).
+    pub(crate) fn unpark(&mut self, key: usize, status: u16) {
+        if self.conns[key].socket.is_none() {
+            return;
+        }
+        let keep = self.conns[key].flags.keep();
+        self.conns[key].flags.set_keep(false);
+        let generation = self.fresh_generation();
+        let conn = self
+            .conns
+            .insert(Conn::session_slot(generation, Kind::Head));
+        self.move_socket(key, conn);
+        if status == 200 {
+            self.poll_answer(conn, key, keep);
+        } else {
+            self.respond(conn, status, b"", false);
+            let t = self.cfg.session_timeout;
+            self.arm(key, t);
+        }
+    }
+
+    /// The parked poll's client went away: the session waits for the next poll.
+    pub(crate) fn drop_parked(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        conn.socket = None;
+        conn.flags.set_want_write(false);
+        conn.flags.set_keep(false);
+        crate::transport::discard(conn, &mut self.wire);
+        #[cfg(feature = "tls")]
+        if let Some(l) = self.wire.tls.as_mut() {
+            l.remove(key);
+        }
+        let t = self.cfg.session_timeout;
+        self.arm(key, t);
+    }
+
+    /// Moves the socket (with its unsent bytes and TLS state) from slot `from` to slot `to`,
+    /// registered under `to`'s token.
+    pub(crate) fn move_socket(&mut self, from: usize, to: usize) {
+        if self.cork_owner == Some(from) {
+            self.flush_cork();
+        }
+        let c = &mut self.conns[from];
+        let socket = c.socket.take();
+        let tx = c.tx.take();
+        let want_write = c.flags.want_write();
+        c.flags.set_want_write(false);
+        #[cfg(feature = "tls")]
+        if let Some(l) = self.wire.tls.as_mut() {
+            l.relocate(from, to);
+        }
+        let c = &mut self.conns[to];
+        c.socket = socket;
+        c.tx = tx;
+        c.flags.set_want_write(want_write);
+        let interest = if want_write {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Err(e) = self.reregister(to, interest) {
+            debug!("reregister: {e}");
+            self.conns[to].socket = None;
+        }
+    }
+
+    /// Takes connection `key`'s socket out of this reactor (for another one), with its TLS
+    /// state; the slot goes. `None` when it has unsent bytes (they would have to move too).
+    pub(crate) fn take_socket(&mut self, key: usize) -> Option<Moving> {
+        if self.cork_owner == Some(key) {
+            self.flush_cork();
+        }
+        if self.conns[key].tx.is_some() {
+            return None;
+        }
+        let mut socket = self.conns[key].socket.take()?;
+        let _ = self.registry.deregister(&mut socket);
+        #[cfg(feature = "tls")]
+        let tls = self.wire.tls.as_mut().and_then(|l| l.take(key));
+        self.kill(key);
+        Some(Moving {
+            socket,
+            #[cfg(feature = "tls")]
+            tls,
+        })
+    }
+
+    /// Takes in a socket another reactor sent: a new slot, waiting for a request. Returns its
+    /// key.
+    pub(crate) fn adopt(&mut self, m: Moving) -> Option<usize> {
+        let Moving {
+            mut socket,
+            #[cfg(feature = "tls")]
+            tls,
+        } = m;
+        let generation = self.fresh_generation();
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let token = Token::new(key, generation);
+        if let Err(e) = self.registry.register(
+            &mut socket,
+            mio::Token(token.0 as usize),
+            Interest::READABLE,
+        ) {
+            debug!("register: {e}");
+            return None;
+        }
+        entry.insert(Conn::new(socket, generation));
+        #[cfg(feature = "tls")]
+        if let (Some(l), Some(t)) = (self.wire.tls.as_mut(), tls) {
+            l.put(key, t);
+        }
+        self.await_next_request(key);
+        Some(key)
+    }
+}
