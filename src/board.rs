@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::stats::ReactorStats;
 
 /// Fields of [`ReactorStats`] as one flat row of numbers.
-const WIDTH: usize = 18 + 18 + 7 + 8;
+const WIDTH: usize = 18 + 18 + 7 + 8 + 1;
 
 /// One reactor's slot.
 #[repr(align(128))]
@@ -47,6 +47,7 @@ fn flatten(s: &ReactorStats) -> [u64; WIDTH] {
     v[18..36].copy_from_slice(&s.closed);
     v[36..43].copy_from_slice(&s.handshake_failures);
     v[43..51].copy_from_slice(&s.loop_buckets);
+    v[51] = s.fallback_handovers;
     v
 }
 
@@ -70,6 +71,7 @@ fn unflatten(v: &[u64; WIDTH]) -> ReactorStats {
         buffered_bytes: v[15],
         inflate_limited: v[16],
         tls_handshakes: v[17],
+        fallback_handovers: v[51],
         ..ReactorStats::default()
     };
     s.closed.copy_from_slice(&v[18..36]);

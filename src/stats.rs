@@ -118,6 +118,9 @@ pub struct ReactorStats {
     pub inflate_limited: u64,
     /// TLS handshakes completed.
     pub tls_handshakes: u64,
+    /// Fallback requests (polls, POSTs) that came to this reactor for a session of another and
+    /// were moved there with their connection.
+    pub fallback_handovers: u64,
     /// Loop iterations by duration: counts per `LOOP_BUCKETS` bound, then `+Inf` (not
     /// cumulative).
     pub loop_buckets: [u64; 8],
@@ -169,6 +172,7 @@ impl ReactorStats {
             buffered_bytes,
             inflate_limited,
             tls_handshakes,
+            fallback_handovers,
             loop_nanos
         );
         for (a, b) in self.closed.iter_mut().zip(other.closed) {
@@ -224,13 +228,20 @@ impl Stats {
     /// `myriad_messages_sent_total`, `myriad_bytes_received_total`, `myriad_bytes_sent_total`,
     /// `myriad_messages_dropped_total`, `myriad_backpressure_bytes`, `myriad_topics`,
     /// `myriad_subscriptions`, `myriad_compressions_total`, `myriad_publishes_total`,
-    /// `myriad_handler_panics_total`, `myriad_tls_handshakes_total`, `myriad_reactor_up`, with a
+    /// `myriad_handler_panics_total`, `myriad_tls_handshakes_total`,
+    /// `myriad_fallback_handovers_total`, `myriad_reactor_up`, with a
     /// broker `myriad_broker_up`, `myriad_broker_published_total`, `myriad_broker_received_total`,
     /// `myriad_broker_dropped_total`, `myriad_broker_reconnects_total`; and the histogram
     /// `myriad_loop_iteration_seconds`.
     pub fn write_prometheus(&self, out: &mut String) {
         type Get = fn(&ReactorStats) -> u64;
-        let simple: [(&str, &str, &str, Get); 18] = [
+        let simple: [(&str, &str, &str, Get); 19] = [
+            (
+                "myriad_fallback_handovers_total",
+                "counter",
+                "Polls and POSTs moved to the reactor of their session.",
+                |r| r.fallback_handovers,
+            ),
             (
                 "myriad_connections",
                 "gauge",

@@ -109,7 +109,7 @@
   function websocket(sock, h) {
     let ws, opened = false;
     try {
-      ws = sock._protocols === undefined ? new WebSocket(sock.url) : new WebSocket(sock.url, sock._protocols);
+      ws = new WebSocket(sock.url, sock._protocols); // undefined: no protocols
     } catch (e) {
       setTimeout(h.fail, 0);
       return {abort() {}, buffered: () => 0};
@@ -121,11 +121,7 @@
       ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
       try { ws.close(); } catch (e) { /* already closing */ }
     }
-    ws.onopen = () => {
-      opened = true;
-      clearTimeout(timer);
-      h.open({protocol: ws.protocol, extensions: ws.extensions});
-    };
+    ws.onopen = () => { opened = true; clearTimeout(timer); h.open({protocol: ws.protocol, extensions: ws.extensions}); };
     ws.onmessage = (ev) => h.message(ev.data);
     ws.onerror = () => { if (opened) h.error(); };
     ws.onclose = (ev) => {
@@ -211,6 +207,12 @@
       }, () => finish(1006, "", false));
     }
 
+    function enqueue(f) {
+      queue.push(f);
+      queued += f.size;
+      pump();
+    }
+
     // One POST in flight; what is queued meanwhile goes in the next one, in order.
     async function pump() {
       if (posting || dead || sid === null || queue.length === 0) return;
@@ -275,18 +277,11 @@
     }
 
     return {
-      send(data) {
-        const f = frame("t", data);
-        queue.push(f);
-        queued += f.size;
-        pump();
-      },
+      send(data) { enqueue(frame("t", data)); },
       close(code, reason) {
-        closing = [code === undefined ? 1000 : code, reason];
-        const f = frame("c", closing[0] + " " + reason);
-        queue.push(f);
-        queued += f.size;
-        pump();
+        // No code: 1000 on the wire; the close event says 1005 (no status), as a WebSocket's does.
+        closing = [code === undefined ? 1005 : code, reason];
+        enqueue(frame("c", (code === undefined ? 1000 : code) + " " + reason));
       },
       abort: abort,
       buffered: () => queued,
@@ -314,13 +309,10 @@
       this._protocols = protocols;
       this._opts = Object.assign({}, DEFAULTS, options || {});
       this.readyState = CONNECTING;
-      this.protocol = "";
-      this.extensions = "";
-      this.transport = null;
+      this.protocol = this.extensions = "";
+      this.transport = null; // the transport in use (or being tried)
       this._binaryType = "blob";
-      this._conn = null;
-      this._token = null;
-      this._timer = null;
+      this._conn = this._token = this._timer = null;
       this._retries = 0;
       this._stopped = false; // close() was called: no more reconnects
       for (const type of ["open", "message", "error", "close"]) {
@@ -430,5 +422,4 @@
   }
 
   global.MyriadSocket = MyriadSocket;
-  if (typeof module === "object" && module && module.exports) module.exports = MyriadSocket;
 })(typeof window !== "undefined" ? window : globalThis);

@@ -54,8 +54,8 @@ pub(super) fn route<H: Handler>(
         Asks::Poll { sid, ack } => (sid, Some(ack)),
         Asks::Post { sid } => (sid, None),
     };
-    shard.stats.http_requests += 1;
     let Some(sid) = Sid::decode(sid) else {
+        shard.stats.http_requests += 1;
         debug!(
             "fallback {} refused (404): unknown session id",
             req.method()
@@ -64,9 +64,11 @@ pub(super) fn route<H: Handler>(
         return true;
     };
     if sid.reactor != shard.reactor {
+        shard.stats.fallback_handovers += 1;
         hand_off(shard, key, sid.reactor, head, body);
         return true;
     }
+    shard.stats.http_requests += 1;
     let session = shard
         .lookup(sid.token)
         .filter(|&s| matches!(shard.conns[s].mode(), Some(Mode::Sse | Mode::Poll)));
@@ -291,8 +293,10 @@ fn post<H: Handler>(
         refuse(shard, key, 400, &format!("{why}\n"), keep_alive);
         return;
     }
-    if shard.conns[s].buffered() + shard.poll_queued(s) > shard.cfg.max_backpressure {
-        // The client sends and does not read: it waits until it has.
+    let queued = shard.conns[s].buffered() + shard.poll_queued(s);
+    if queued > 0 && queued + body.len() > shard.cfg.max_backpressure {
+        // The client sends and does not read: the queue has no room for as much again (an
+        // echo of this body, say). It waits until it has read.
         debug!("uplink refused (429): the session's queue is full");
         refuse(shard, key, 429, "the session's queue is full\n", keep_alive);
         return;
