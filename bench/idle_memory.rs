@@ -3,6 +3,8 @@
 //! they close; without compression, and with permessage-deflate negotiated in each context mode;
 //! then with each connection subscribed to one pub/sub topic (the same for all), and to four,
 //! which gives the bytes per subscription (against the run without).
+//! Then fallback sessions: idle SSE streams (the first event read), and long-poll sessions each
+//! with a poll parked on it (the state of an idle long-poll client).
 //! Then over wss (TLS 1.3, a certificate made by rcgen): the same figure, and the live heap bytes
 //! per connection from a counting allocator (what the server allocated and still holds), beside
 //! the size of the boxed TLS state.
@@ -118,6 +120,46 @@ fn open(addr: std::net::SocketAddr, deflate: bool) -> std::io::Result<std::net::
     Ok(s)
 }
 
+/// Reads from `s` until `end` has been seen; returns everything read.
+fn read_until(s: &mut std::net::TcpStream, end: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut b = [0u8; 1024];
+    while !got.windows(end.len()).any(|w| w == end) {
+        let n = s.read(&mut b)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got.extend_from_slice(&b[..n]);
+    }
+    Ok(got)
+}
+
+/// Opens a fallback session: an SSE stream (its first event read), or a long-poll session with
+/// a poll parked on it (on the same kept-alive connection).
+fn open_fallback(addr: std::net::SocketAddr, sse: bool) -> std::io::Result<std::net::TcpStream> {
+    let mut s = std::net::TcpStream::connect(addr)?;
+    if sse {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")?;
+        let got = read_until(&mut s, b"\n\n")?;
+        if !got.starts_with(b"HTTP/1.1 200") {
+            return Err(std::io::Error::other("unexpected SSE answer"));
+        }
+        return Ok(s);
+    }
+    s.write_all(b"GET /?myriad-transport=poll HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    let got = read_until(&mut s, b"\n\n")?;
+    let text = String::from_utf8_lossy(&got);
+    let sid = text
+        .split("data: s")
+        .nth(1)
+        .map(|r| r.trim().to_owned())
+        .ok_or_else(|| std::io::Error::other("no session id"))?;
+    s.write_all(
+        format!("GET /?myriad-session={sid}&myriad-ack=0 HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    )?;
+    Ok(s)
+}
+
 /// Opens a wss connection trusting `ca` (DER), TLS 1.3: the handshake, then the upgrade.
 fn open_tls(
     addr: std::net::SocketAddr,
@@ -187,9 +229,12 @@ fn child(spec: &str) {
         client_tls(&ca)
     });
     for _ in 0..n {
-        let r = match &tls {
-            Some(cfg) => open_tls(addr, cfg).map(|s| secure.push(s)),
-            None => open(addr, deflate).map(|c| held.push(c)),
+        let r = match (&tls, offer) {
+            (Some(cfg), _) => open_tls(addr, cfg).map(|s| secure.push(s)),
+            (None, Some(f @ ("sse" | "poll"))) => {
+                open_fallback(addr, f == "sse").map(|c| held.push(c))
+            }
+            (None, _) => open(addr, deflate).map(|c| held.push(c)),
         };
         if let Err(e) = r {
             eprintln!("child: connect: {e}");
@@ -203,7 +248,7 @@ fn child(spec: &str) {
     let _ = std::io::stdin().read_to_end(&mut sink);
 }
 
-const MODES: [&str; 8] = [
+const MODES: [&str; 10] = [
     "none",
     "shared",
     "inflate-window",
@@ -212,6 +257,8 @@ const MODES: [&str; 8] = [
     "subscribed-4",
     "wss",
     "wss-handover",
+    "sse",
+    "poll",
 ];
 
 fn main() {
@@ -277,7 +324,7 @@ fn server(mode: &str) {
         .strip_prefix("subscribed-")
         .map_or(0, |k| k.parse().expect("topics"));
     let deflate = match mode {
-        "none" | "subscribed-1" | "subscribed-4" | "wss" | "wss-handover" => None,
+        "none" | "subscribed-1" | "subscribed-4" | "wss" | "wss-handover" | "sse" | "poll" => None,
         "shared" => Some(ContextMode::Shared),
         "inflate-window" => Some(ContextMode::InflateWindow),
         _ => Some(ContextMode::Dedicated),
@@ -288,6 +335,8 @@ fn server(mode: &str) {
         .workers(1)
         .max_pending_handshakes(n)
         .max_pending_per_ip(n)
+        .poll_timeout(Duration::from_secs(120))
+        .session_timeout(Duration::from_secs(120))
         .deflate(DeflateConfig {
             enabled: deflate.is_some(),
             mode: deflate.unwrap_or(ContextMode::Shared),
@@ -318,6 +367,7 @@ fn server(mode: &str) {
     let offer = match (&ca_path, deflate) {
         (Some(p), _) => format!("tls,{}", p.display()),
         (None, Some(_)) => "deflate".to_owned(),
+        (None, None) if mode == "sse" || mode == "poll" => mode.to_owned(),
         (None, None) => "plain".to_owned(),
     };
     let mut kid = Command::new(std::env::current_exe().expect("exe"))

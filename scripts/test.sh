@@ -10,6 +10,8 @@
 #      python-pubsub  and tests/python/test_pubsub.py against its --mode pubsub,
 #      python-broker  tests/python/test_broker.py: three --broker nodes over a real
 #                     redis-server (installs Debian's redis-server);
+#      python-fallback  tests/python/test_fallback.py: the SSE and long-polling transports,
+#                     spoken raw (the wire format of src/fallback/);
 #      python-endpoints  tests/python/test_endpoints.py: /healthz, /readyz, /metrics checked
 #                     by Prometheus' promtool (installs Debian's prometheus for it)
 #   6. chromium       tests/browser/test_chromium.py: headless Chromium negotiates
@@ -17,6 +19,10 @@
 #                     wss with the record handover)
 #                     (installs chromium);
 #      dashboard      tests/browser/test_dashboard.py: /dashboard shows the live count
+#      fallback       tests/browser/test_fallback.py: the browser client (/myriad.js) in
+#                     Chromium behind three nginx configurations (tests/nginx/): it must pick
+#                     WebSocket, SSE and long-polling, and echo and pub/sub must work over
+#                     each (installs Debian's nginx-light);
 #   7. autobahn       scripts/autobahn.sh, cases 1.* to 10.* (skipped, with a
 #                     message, when no Python 2.7 interpreter exists)
 #   8. autobahn-wss   every case above and 12.*/13.* over wss:// (AUTOBAHN_TLS=1);
@@ -166,6 +172,9 @@ install_redis() { apt_install_quietly redis-server; }
 
 install_promtool() { apt_install_quietly prometheus; }
 
+# nginx (Debian's nginx-light) for the fallback test, which runs its own on loopback ports.
+install_nginx() { apt_install_quietly nginx-light; }
+
 export -f install_deps apt_install_quietly install_redis setup_py_venv
 export ROOT
 
@@ -191,6 +200,7 @@ if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
       target/py-venv/bin/python tests/python/test_echo.py || true
     run_step python-pubsub 600 target/py-venv/bin/python tests/python/test_pubsub.py || true
     run_step python-broker 600 target/py-venv/bin/python tests/python/test_broker.py || true
+    run_step python-fallback 600 target/py-venv/bin/python tests/python/test_fallback.py || true
     if command -v promtool >/dev/null 2>&1 || install_promtool; then
       run_step python-endpoints 300 target/py-venv/bin/python tests/python/test_endpoints.py || true
     else
@@ -204,9 +214,15 @@ if [ "$build_ok" = 1 ] || [ "$MYRIAD_BIN" != target/release/myriad ]; then
   if command -v chromium >/dev/null 2>&1 || install_chromium; then
     run_step chromium 300 python3 tests/browser/test_chromium.py || true
     run_step dashboard 300 python3 tests/browser/test_dashboard.py || true
+    if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || install_nginx; then
+      run_step fallback 300 python3 tests/browser/test_fallback.py || true
+    else
+      not_run fallback "could not install Debian's nginx-light"
+    fi
   else
     not_run chromium "could not install Debian's chromium"
     not_run dashboard "could not install Debian's chromium"
+    not_run fallback "could not install Debian's chromium"
   fi
   run_step autobahn 2400 bash scripts/autobahn.sh || true
   # permessage-deflate (RFC 7692; issue 3): Autobahn 12.* and 13.* against the default shared

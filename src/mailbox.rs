@@ -66,7 +66,7 @@ pub(crate) enum Cmd {
     /// A request for a fallback session of this reactor came to another: its connection (the
     /// socket, its TLS state) and the request, to be answered here.
     Adopt {
-        socket: Box<crate::shard::Moving>,
+        socket: Box<crate::transport::Moving>,
         head: Vec<u8>,
         body: Vec<u8>,
     },

@@ -57,6 +57,13 @@ impl Wire {
     }
 }
 
+/// A socket on its way to another reactor, with its TLS state.
+pub(crate) struct Moving {
+    pub(crate) socket: mio::net::TcpStream,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::Moved>,
+}
+
 /// The connection's socket; `NotConnected` for a long-poll session between polls.
 fn socket<D>(conn: &mut Conn<D>) -> io::Result<&mut mio::net::TcpStream> {
     conn.socket

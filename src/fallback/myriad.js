@@ -189,7 +189,10 @@
 
     function poll() {
       if (dead) return;
+      // The server answers within 25 s; no answer in 40 s: the connection is gone (1006).
+      const watchdog = setTimeout(() => ctrl.abort(), 40000);
       get(at("myriad-session=" + encodeURIComponent(sid) + "&myriad-ack=" + ack)).then((r) => {
+        clearTimeout(watchdog);
         if (r.status === 409) return null; // displaced by a newer poll: not a close
         if (!ok(r.status)) throw new Error("poll: " + r.status);
         return r.text();
@@ -204,7 +207,7 @@
           onEvent(ev.data);
         }
         poll();
-      }, () => finish(1006, "", false));
+      }, () => { clearTimeout(watchdog); finish(1006, "", false); });
     }
 
     function enqueue(f) {

@@ -95,7 +95,7 @@ pub(crate) fn write_head(
     }
     match body {
         // RFC 9110 §8.6: no Content-Length on a 1xx or 204 answer.
-        Body::Length(0) if status == 204 || status < 200 => {}
+        Body::Length(0) if status == 204 || (100..200).contains(&status) => {}
         Body::Length(n) => {
             out.extend_from_slice(b"Content-Length: ");
             push_decimal(out, n);

@@ -146,9 +146,16 @@ fn open<H: Handler>(
 ) {
     let keep_alive = req.keep_alive() && !shard.bus.stopping();
     if let Some(allowed) = shard.cfg.allowed_origins.as_ref() {
-        let ok = req
-            .origin()
-            .is_some_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o)));
+        // A browser sends no Origin with a same-origin GET (the Fetch standard), but says so
+        // in Sec-Fetch-Site; a cross-origin one always sends Origin.
+        let same_origin = req.origin().is_none()
+            && req
+                .header("Sec-Fetch-Site")
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"same-origin"));
+        let ok = same_origin
+            || req
+                .origin()
+                .is_some_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o)));
         if !ok {
             debug!("fallback session refused (403): origin {:?}", req.origin());
             shard.reject(key, 403, &[], &[], HandshakeFailure::Origin);

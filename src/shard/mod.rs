@@ -24,7 +24,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use pending::IpKey;
-pub(crate) use polls::{Moving, PollState};
+pub(crate) use polls::Polls;
 pub(crate) use reply::Reply;
 pub(crate) use send::Out;
 
@@ -116,7 +116,7 @@ pub(crate) struct Shard<D> {
     /// Today's `Date` header value and the second it was made for.
     date: ([u8; 29], u64),
     /// Long-poll sessions' queues, by slot.
-    pub(crate) polls: HashMap<usize, PollState>,
+    pub(crate) polls: Polls,
     /// Long-poll sessions with a parked poll and something to answer it with.
     pub(crate) poll_ready: Vec<usize>,
 }
@@ -173,7 +173,7 @@ impl<D> Shard<D> {
             date: ([0; 29], u64::MAX),
             input_buffered: 0,
             inflate_left: HashMap::new(),
-            polls: HashMap::new(),
+            polls: Polls::default(),
             poll_ready: Vec::new(),
             cfg,
         }
@@ -552,7 +552,7 @@ impl<D> Shard<D> {
         self.announce_emptied();
         self.dropped.remove(&key);
         self.inflate_left.remove(&key);
-        self.polls.remove(&key);
+        self.polls.remove(key);
         transport::discard(&mut conn, &mut self.wire);
         #[cfg(feature = "tls")]
         if let Some(l) = self.wire.tls.as_mut() {
@@ -619,7 +619,7 @@ impl<D> Shard<D> {
         self.wheel.shrink();
         self.topics.shrink();
         self.pending.shrink();
-        self.polls.shrink_to_fit();
+        self.polls.shrink();
         self.wire.pool.clear();
         #[cfg(feature = "tls")]
         if let Some(l) = self.wire.tls.as_mut() {

@@ -3,12 +3,11 @@
 //! moved between slots (a parked poll's socket lives in the session's slot while it waits) or
 //! between reactors (a request for a session lands on the reactor that owns it).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use log::debug;
 use mio::Interest;
-use mio::net::TcpStream;
 
 use super::Shard;
 use crate::conn::{Conn, Kind, Mode, Stream};
@@ -16,27 +15,37 @@ use crate::fallback::event;
 use crate::http::{self, Body};
 use crate::id::Token;
 use crate::message::SendStatus;
+use crate::transport::Moving;
 
-/// A long-poll session's sequence numbers and queue: 16 bytes while nothing waits.
-pub(crate) struct PollState {
-    /// The number the next event gets (the first is 1).
-    next: u64,
-    /// Events sent and not acknowledged, oldest first; boxed only while some wait.
-    queue: Option<Box<Queue>>,
+/// Long-poll sessions by slot: the number each one's next event gets (8 bytes a session while
+/// nothing waits: an idle session costs no more than an idle WebSocket), and the queues of those
+/// with events not acknowledged.
+#[derive(Default)]
+pub(crate) struct Polls {
+    next: HashMap<u32, u32>,
+    queues: HashMap<u32, Queue>,
 }
 
+impl Polls {
+    /// Forgets session `key` (its slot is freed).
+    pub(crate) fn remove(&mut self, key: usize) {
+        self.next.remove(&(key as u32));
+        self.queues.remove(&(key as u32));
+    }
+
+    /// Gives back spare capacity after a mass disconnect.
+    pub(crate) fn shrink(&mut self) {
+        self.next.shrink_to_fit();
+        self.queues.shrink_to_fit();
+    }
+}
+
+/// Events sent and not acknowledged, oldest first; each shared with every session (and SSE
+/// stream) that got the same publish.
 #[derive(Default)]
 struct Queue {
-    /// Shared with every session (and SSE stream) that got the same publish.
     events: VecDeque<Arc<Vec<u8>>>,
     bytes: usize,
-}
-
-/// A socket on its way to another reactor, with its TLS state.
-pub(crate) struct Moving {
-    pub(crate) socket: TcpStream,
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<crate::tls::Moved>,
 }
 
 /// Why a poll's acknowledgement is refused.
@@ -63,13 +72,7 @@ impl<D> Shard<D> {
                 data,
             }),
         ));
-        self.polls.insert(
-            key,
-            PollState {
-                next: 1,
-                queue: None,
-            },
-        );
+        self.polls.next.insert(key as u32, 1);
         self.stats.connections += 1;
         self.stats.opened += 1;
         let t = self.cfg.session_timeout;
@@ -79,10 +82,7 @@ impl<D> Shard<D> {
 
     /// Bytes of events waiting in session `key`'s queue (0 for other connections).
     pub(crate) fn poll_queued(&self, key: usize) -> usize {
-        self.polls
-            .get(&key)
-            .and_then(|p| p.queue.as_ref())
-            .map_or(0, |q| q.bytes)
+        self.polls.queues.get(&(key as u32)).map_or(0, |q| q.bytes)
     }
 
     /// Queues a message's event for session `key`, within the backpressure limit.
@@ -98,13 +98,17 @@ impl<D> Shard<D> {
     /// Queues an event for session `key` as it is (the close event passes every limit); a poll
     /// parked on it is answered at the end of the callback batch.
     pub(crate) fn poll_enqueue(&mut self, key: usize, ev: Arc<Vec<u8>>) {
-        let Some(p) = self.polls.get_mut(&key) else {
+        let Some(next) = self.polls.next.get_mut(&(key as u32)) else {
             return;
         };
-        let q = p.queue.get_or_insert_with(Box::default);
+        // Numbers are 32-bit: a session is not given its four billionth event.
+        let Some(n) = next.checked_add(1) else {
+            return;
+        };
+        *next = n;
+        let q = self.polls.queues.entry(key as u32).or_default();
         q.bytes += ev.len();
         q.events.push_back(ev);
-        p.next += 1;
         if self.conns[key].socket.is_some() {
             self.poll_ready.push(key);
         }
@@ -115,14 +119,15 @@ impl<D> Shard<D> {
     /// # Errors
     /// `ack` names an event not sent yet.
     pub(crate) fn poll_ack(&mut self, key: usize, ack: u64) -> Result<(), AckAhead> {
-        let Some(p) = self.polls.get_mut(&key) else {
+        let k = key as u32;
+        let Some(&next) = self.polls.next.get(&k) else {
             return Ok(());
         };
-        if ack >= p.next {
+        if ack >= u64::from(next) {
             return Err(AckAhead);
         }
-        if let Some(q) = p.queue.as_mut() {
-            let first = p.next - q.events.len() as u64;
+        if let Some(q) = self.polls.queues.get_mut(&k) {
+            let first = u64::from(next) - q.events.len() as u64;
             let n = (ack + 1).saturating_sub(first);
             for _ in 0..n {
                 if let Some(ev) = q.events.pop_front() {
@@ -130,7 +135,7 @@ impl<D> Shard<D> {
                 }
             }
             if q.events.is_empty() {
-                p.queue = None;
+                self.polls.queues.remove(&k);
             }
         }
         Ok(())
@@ -147,10 +152,10 @@ impl<D> Shard<D> {
     pub(crate) fn poll_answer(&mut self, conn: usize, key: usize, keep_alive: bool) {
         let mut body = Vec::new();
         let mut ended = false;
-        if let Some(p) = self.polls.get(&key)
-            && let Some(q) = p.queue.as_ref()
+        if let Some(&next) = self.polls.next.get(&(key as u32))
+            && let Some(q) = self.polls.queues.get(&(key as u32))
         {
-            let first = p.next - q.events.len() as u64;
+            let first = u64::from(next) - q.events.len() as u64;
             for (i, ev) in q.events.iter().enumerate() {
                 event::id(first + i as u64, &mut body);
                 body.extend_from_slice(ev);
