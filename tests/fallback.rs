@@ -392,7 +392,8 @@ fn uplink_bad_inputs() {
     assert_eq!(next(&rx), "open Poll");
     let target = format!("/chat?myriad-session={sid}");
     // Unknown, garbled and forged ids: 404.
-    let forged = format!("{}{}", &sid[..40], "0".repeat(16));
+    assert_eq!(sid.len(), 64);
+    let forged = format!("{}{}", &sid[..48], "0".repeat(16));
     for bad in ["zz", "", &forged] {
         assert_eq!(
             http(
@@ -508,6 +509,30 @@ fn panic_costs_one_session() {
     a.raw.expect_eof();
     assert_eq!(b.post(server.addr, b"t2:ok"), 204);
     assert_eq!(b.event(), "tok");
+}
+
+/// The origin policy applies to fallback opens as to upgrades (BAD_INPUTS 5); a browser's
+/// same-origin GET carries no Origin but says `Sec-Fetch-Site: same-origin`.
+#[test]
+fn origin_policy() {
+    let (app, _rx) = App::new();
+    let cfg = config().allowed_origins(Some(vec!["https://good.example".to_owned()]));
+    let server = TestServer::start(cfg, app);
+    let open = |extra: &str| {
+        let mut raw = Raw::connect(server.addr);
+        raw.write(
+            format!("GET /chat HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{extra}\r\n")
+                .as_bytes(),
+        );
+        status_line(&raw.read_head()).to_owned()
+    };
+    assert!(open("").contains("403"));
+    assert!(open("Origin: https://evil.example\r\n").contains("403"));
+    assert!(open("Sec-Fetch-Site: cross-site\r\n").contains("403"));
+    assert!(open("Origin: https://good.example\r\n").contains("200"));
+    assert!(open("Sec-Fetch-Site: same-origin\r\n").contains("200"));
+    let poll = http(server.addr, "GET", "/chat?myriad-transport=poll", b"").0;
+    assert_eq!(poll, 403);
 }
 
 #[test]

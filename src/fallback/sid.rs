@@ -1,8 +1,9 @@
 //! Session ids: the session's reactor and slot (so that a request for it reaches its reactor
 //! without a table), and a 128-bit tag that only this process can make: HMAC-SHA1 (RFC 2104)
-//! of the reactor and slot under a 256-bit key drawn from the OS at start. Nothing is stored per
-//! session, and an id cannot be guessed from others: the tag is a keyed PRF of the slot's token,
-//! whose generation changes each time the slot is reused.
+//! of the reactor, the slot's token and the reactor's generation epoch, under a 256-bit key
+//! drawn from the OS at start. Nothing is stored per session, and an id cannot be guessed from
+//! others: the tag is a keyed PRF of a value no two sessions of the process share (the token's
+//! generation changes each time a slot is reused, the epoch each time generations wrap).
 
 use std::sync::OnceLock;
 
@@ -16,6 +17,8 @@ const TAG: usize = 16;
 pub(crate) struct Sid {
     pub(crate) reactor: u32,
     pub(crate) token: Token,
+    /// The reactor's generation epoch when the session opened.
+    pub(crate) epoch: u32,
 }
 
 /// The process's key, drawn from the OS once.
@@ -58,17 +61,21 @@ fn tag(msg: &[u8]) -> [u8; TAG] {
     t
 }
 
-fn message(s: Sid) -> [u8; 12] {
-    let mut m = [0u8; 12];
+/// Bytes of what the tag covers.
+const MSG: usize = 16;
+
+fn message(s: Sid) -> [u8; MSG] {
+    let mut m = [0u8; MSG];
     m[..4].copy_from_slice(&s.reactor.to_be_bytes());
-    m[4..].copy_from_slice(&s.token.0.to_be_bytes());
+    m[4..12].copy_from_slice(&s.token.0.to_be_bytes());
+    m[12..].copy_from_slice(&s.epoch.to_be_bytes());
     m
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl Sid {
-    /// The id's text: 56 lowercase hex digits (reactor, token, tag).
+    /// The id's text: 64 lowercase hex digits (reactor, token, epoch, tag).
     pub(crate) fn encode(self) -> String {
         let m = message(self);
         let t = tag(&m);
@@ -83,10 +90,10 @@ impl Sid {
     /// Reads an id; `None` unless it is well formed and its tag is this process's.
     pub(crate) fn decode(text: &str) -> Option<Sid> {
         let t = text.as_bytes();
-        if t.len() != 2 * (12 + TAG) {
+        if t.len() != 2 * (MSG + TAG) {
             return None;
         }
-        let mut raw = [0u8; 12 + TAG];
+        let mut raw = [0u8; MSG + TAG];
         for (i, pair) in t.chunks(2).enumerate() {
             let hi = (pair[0] as char).to_digit(16)?;
             let lo = (pair[1] as char).to_digit(16)?;
@@ -94,12 +101,17 @@ impl Sid {
         }
         let reactor = u32::from_be_bytes(raw[..4].try_into().ok()?);
         let token = Token(u64::from_be_bytes(raw[4..12].try_into().ok()?));
-        let s = Sid { reactor, token };
+        let epoch = u32::from_be_bytes(raw[12..MSG].try_into().ok()?);
+        let s = Sid {
+            reactor,
+            token,
+            epoch,
+        };
         // Compared in full, whatever the first differing byte (no early exit to time).
-        let want = tag(&raw[..12]);
+        let want = tag(&raw[..MSG]);
         let diff = want
             .iter()
-            .zip(&raw[12..])
+            .zip(&raw[MSG..])
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         (diff == 0).then_some(s)
     }
@@ -114,22 +126,28 @@ mod tests {
         let s = Sid {
             reactor: 3,
             token: Token::new(42, 7),
+            epoch: 0,
         };
         let text = s.encode();
-        assert_eq!(text.len(), 56);
+        assert_eq!(text.len(), 64);
         assert_eq!(Sid::decode(&text), Some(s));
         // Another slot's id with this tag, a flipped tag bit, bad lengths and characters.
         let other = Sid {
             reactor: 3,
             token: Token::new(42, 8),
+            epoch: 0,
         };
-        let forged = format!("{}{}", &other.encode()[..24], &text[24..]);
+        let forged = format!("{}{}", &other.encode()[..32], &text[32..]);
         assert_eq!(Sid::decode(&forged), None);
+        // The same slot and generation in the next epoch: another id.
+        let later = Sid { epoch: 1, ..s };
+        assert_ne!(later.encode()[32..], text[32..]);
+        assert_eq!(Sid::decode(&later.encode()), Some(later));
         let mut flipped = text.clone().into_bytes();
-        flipped[55] = if flipped[55] == b'0' { b'1' } else { b'0' };
+        flipped[63] = if flipped[63] == b'0' { b'1' } else { b'0' };
         assert_eq!(Sid::decode(std::str::from_utf8(&flipped).unwrap()), None);
-        assert_eq!(Sid::decode(&text[..54]), None);
-        assert_eq!(Sid::decode(&format!("{}zz", &text[..54])), None);
+        assert_eq!(Sid::decode(&text[..62]), None);
+        assert_eq!(Sid::decode(&format!("{}zz", &text[..62])), None);
         assert_eq!(Sid::decode(""), None);
         assert_ne!(s.encode(), other.encode());
     }

@@ -69,8 +69,9 @@ pub(super) fn route<H: Handler>(
         return true;
     }
     shard.stats.http_requests += 1;
-    let session = shard
-        .lookup(sid.token)
+    let session = (sid.epoch == shard.epoch)
+        .then(|| shard.lookup(sid.token))
+        .flatten()
         .filter(|&s| matches!(shard.conns[s].mode(), Some(Mode::Sse | Mode::Poll)));
     let Some(s) = session else {
         debug!("fallback {} refused (410): session gone", req.method());
@@ -192,6 +193,7 @@ fn open<H: Handler>(
             let sid = Sid {
                 reactor,
                 token: shard.token(key),
+                epoch: shard.epoch,
             }
             .encode();
             let mut headers = accept.headers;
@@ -234,6 +236,7 @@ fn open<H: Handler>(
             let sid = Sid {
                 reactor,
                 token: shard.token(s),
+                epoch: shard.epoch,
             }
             .encode();
             let mut body = Vec::with_capacity(72);

@@ -63,6 +63,9 @@ pub(crate) struct Shard<D> {
     pub(crate) now: Instant,
     registry: Registry,
     next_generation: u32,
+    /// How many times generations have wrapped: part of session ids, so that an old id never
+    /// names a slot whose token came round again.
+    pub(crate) epoch: u32,
     /// Handshakes in flight, in all and per address.
     pending: pending::Pending,
     /// Died this iteration; slots freed at its end.
@@ -148,6 +151,7 @@ impl<D> Shard<D> {
             now,
             registry,
             next_generation: 1,
+            epoch: 0,
             pending: pending::Pending::default(),
             dead: Vec::new(),
             broken: Vec::new(),

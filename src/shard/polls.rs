@@ -56,6 +56,10 @@ impl<D> Shard<D> {
     pub(crate) fn fresh_generation(&mut self) -> u32 {
         let g = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        if self.next_generation == 1 {
+            // Slots' tokens repeat from here: session ids made before do not name them.
+            self.epoch = self.epoch.wrapping_add(1);
+        }
         g
     }
 
