@@ -191,9 +191,10 @@ impl<'r, D> Ws<'r, D> {
         self.shard.close(self.key, code, reason)
     }
 
-    /// Bytes queued behind the socket (backpressure).
+    /// Bytes queued behind the socket (backpressure), or, for a long-poll session, waiting for
+    /// a poll to take them and the next to acknowledge them.
     pub fn buffered(&self) -> usize {
-        self.shard.conns[self.key].buffered()
+        self.shard.conns[self.key].buffered() + self.shard.poll_queued(self.key)
     }
 
     /// The topics this connection subscribes to, in no particular order.

@@ -5,10 +5,10 @@
 //! This folder is the sans-I/O part (what goes on the wire); the reactor's `fallback` file
 //! moves it.
 //!
-//! - [`sid`]: session ids, unguessable and checked without a table;
-//! - [`event`]: messages as SSE events (the SSE stream and the poll bodies);
-//! - [`uplink`]: the frames of a POST body;
-//! - [`query`]: the request parameters that say which fallback request it is.
+//! - `sid`: session ids, unguessable and checked without a table;
+//! - `event`: messages as SSE events (the SSE stream and the poll bodies);
+//! - `uplink`: the frames of a POST body;
+//! - `query`: the request parameters that say which fallback request it is.
 //!
 //! The wire format is documented in the README ("Fallback transports").
 
