@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fuzz.sh: runs every cargo-fuzz target in tests/fuzz for a bounded time each (libFuzzer,
-# nightly Rust): decoder, handshake, negotiation, inflate, session.
+# nightly Rust): decoder, handshake, negotiation, inflate, session, fallback.
 #
 #   bash scripts/fuzz.sh            # 60 s per target
 #   SECONDS_EACH=600 bash scripts/fuzz.sh decoder inflate
@@ -12,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 EACH=${SECONDS_EACH:-60}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(decoder handshake negotiation inflate session)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(decoder handshake negotiation inflate session fallback)
 if ! cargo +nightly --version >/dev/null 2>&1 || ! cargo +nightly fuzz --help >/dev/null 2>&1; then
   echo "SKIP: fuzz.sh needs nightly Rust and cargo-fuzz (rustup toolchain install nightly; cargo install cargo-fuzz)"
   exit 0

@@ -132,4 +132,38 @@ pub mod internals {
     /// IVs, sequence numbers, rustls' key-update object), without what that object allocates.
     #[cfg(feature = "tls")]
     pub const TLS_RECORDS_SIZE: usize = crate::tls::RECORDS_SIZE;
+
+    /// The fallback transports' parsers and encoders, for the fuzz targets.
+    pub mod fallback {
+        use crate::fallback::uplink::{self, Frame};
+
+        /// An uplink POST body's frames as (type, payload), or why it is refused.
+        ///
+        /// # Errors
+        /// What is wrong with the body.
+        pub fn uplink(body: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, &'static str> {
+            let mut frames = Vec::new();
+            uplink::parse(body, &mut frames)?;
+            Ok(frames
+                .into_iter()
+                .map(|f| match f {
+                    Frame::Text(t) => (b't', t.as_bytes().to_vec()),
+                    Frame::Binary(b) => (b'b', b.to_vec()),
+                    Frame::Close(code, reason) => (b'c', format!("{code} {reason}").into_bytes()),
+                })
+                .collect())
+        }
+
+        /// A message as the SSE event both fallback transports send.
+        pub fn event(text: bool, payload: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            crate::fallback::event::message(text, payload, &mut out);
+            out
+        }
+
+        /// Whether `text` is a session id this process made.
+        pub fn session_id_valid(text: &str) -> bool {
+            crate::fallback::sid::Sid::decode(text).is_some()
+        }
+    }
 }

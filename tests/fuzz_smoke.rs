@@ -118,6 +118,48 @@ fn handshake_random_heads() {
 }
 
 #[test]
+fn fallback_random_bodies_and_messages() {
+    let mut rng = Rng(0x0fa1_1bac_0000_0001);
+    let pieces: [&[u8]; 14] = [
+        b"t",
+        b"b",
+        b"c",
+        b"x",
+        b"1",
+        b"0",
+        b"12",
+        b":",
+        b"abc",
+        b"\n",
+        b"\r",
+        b"\xc3\xa9",
+        b"1000 bye",
+        b"\xff",
+    ];
+    for _ in 0..20_000 {
+        let mut data = Vec::new();
+        for _ in 0..rng.below(16) {
+            data.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+        }
+        fuzz_bodies::fallback_any(&data);
+    }
+    // Well-formed bodies built from frames, and every text and binary message shape.
+    for _ in 0..5_000 {
+        let mut body = Vec::new();
+        for _ in 0..rng.below(5) {
+            let payload: Vec<u8> = (0..rng.below(20))
+                .map(|_| b"a \n\r:\xc3\xa9"[rng.below(7) as usize])
+                .collect();
+            let kind = [b't', b'b'][rng.below(2) as usize];
+            body.push(kind);
+            body.extend_from_slice(format!("{}:", payload.len()).as_bytes());
+            body.extend_from_slice(&payload);
+        }
+        fuzz_bodies::fallback_any(&body);
+    }
+}
+
+#[test]
 fn negotiation_random_offers() {
     let mut rng = Rng(0x5151_2323_7777_0001);
     let pieces: [&[u8]; 16] = [

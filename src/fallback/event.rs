@@ -9,8 +9,8 @@
 //! - `b`: a binary message, as base64;
 //! - `c`: the close: the code, a space, the reason.
 //!
-//! The leading character also keeps an empty message an event: the parser drops events whose
-//! data is empty.
+//! The type travels in the data (not in SSE's `event:` field) so that one `onmessage` handler,
+//! and one parser for poll answers, see every kind.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

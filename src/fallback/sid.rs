@@ -26,17 +26,15 @@ fn key() -> &'static [u8; 32] {
     static KEY: OnceLock<[u8; 32]> = OnceLock::new();
     KEY.get_or_init(|| {
         let mut k = [0u8; 32];
-        if let Err(e) = std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut k))
-        {
+        if let Err(e) = crate::sys::random_bytes(&mut k) {
             // No session could be trusted without it.
-            panic!("cannot read /dev/urandom for the session key: {e}");
+            panic!("no random bytes from the OS for the session key: {e}");
         }
         k
     })
 }
 
-/// Draws the key now (at server start), so that a missing /dev/urandom fails there.
+/// Draws the key now (at server start), so that an OS without random bytes fails there.
 pub(crate) fn init() {
     let _ = key();
 }

@@ -273,3 +273,92 @@ pub fn session_any_inputs(data: &[u8]) {
     }
     assert_eq!(at, w.bytes.len());
 }
+
+/// A fallback body: any POST body is parsed or refused, and what parses is read back the same
+/// from its canonical form; any message becomes an SSE event that an SSE parser (the HTML
+/// standard's rules) reads back as it was; any text is a session id or not, without panicking.
+pub fn fallback_any(data: &[u8]) {
+    use myriad::internals::fallback as fb;
+    if let Ok(frames) = fb::uplink(data) {
+        let mut again = Vec::new();
+        for (kind, payload) in &frames {
+            again.push(*kind);
+            again.extend_from_slice(format!("{}:", payload.len()).as_bytes());
+            again.extend_from_slice(payload);
+        }
+        assert_eq!(fb::uplink(&again).as_ref(), Ok(&frames));
+    }
+    let text = data.first().is_some_and(|b| b & 1 == 1);
+    let payload = data.get(1..).unwrap_or_default();
+    if text && std::str::from_utf8(payload).is_err() {
+        return;
+    }
+    let ev = fb::event(text, payload);
+    let got = sse_data(&ev);
+    assert_eq!(got.len(), 1, "one event: {ev:?}");
+    let data = &got[0];
+    match data.split_at(1) {
+        ("t", rest) => assert_eq!(rest.as_bytes(), payload),
+        ("u" | "b", rest) => {
+            assert_eq!(unbase64(rest), payload);
+            assert_eq!(data.starts_with('u'), text);
+        }
+        _ => panic!("unknown event {data:?}"),
+    }
+    let _ = fb::session_id_valid(std::str::from_utf8(payload).unwrap_or_default());
+}
+
+/// Standard base64 with padding, decoded (the fuzz crate has no base64 dependency).
+fn unbase64(s: &str) -> Vec<u8> {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    assert_eq!(s.len() % 4, 0, "padded: {s:?}");
+    let mut out = Vec::new();
+    for quad in s.as_bytes().chunks(4) {
+        let mut v = 0u32;
+        let mut n = 0;
+        for &c in quad {
+            v <<= 6;
+            if c != b'=' {
+                v |= ABC.iter().position(|&a| a == c).expect("base64 digit") as u32;
+                n += 1;
+            }
+        }
+        out.extend_from_slice(&v.to_be_bytes()[1..n]);
+    }
+    out
+}
+
+/// The data of each event in `stream`, parsed as the HTML standard says (lines at CR, LF or
+/// CRLF; each `data` field's value and an LF into the buffer; one space after the colon dropped;
+/// an empty buffer dispatches nothing; the buffer's last LF dropped).
+fn sse_data(stream: &[u8]) -> Vec<String> {
+    let text = std::str::from_utf8(stream).expect("events are UTF-8");
+    let mut out = Vec::new();
+    let mut data: Option<String> = None;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+        let line = &rest[..end];
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            usize::from(end < rest.len())
+        };
+        rest = &rest[end + skip..];
+        if line.is_empty() {
+            if let Some(mut d) = data.take().filter(|d| !d.is_empty()) {
+                d.pop();
+                out.push(d);
+            }
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        if field == "data" {
+            let d = data.get_or_insert_with(String::new);
+            d.push_str(value);
+            d.push('\n');
+        }
+    }
+    out
+}
