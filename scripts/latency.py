@@ -14,7 +14,7 @@ Writes bench/results/latency-<UTC date>.md (the table, medians over rounds, with
 best peer's p99 at each rate) and, when gnuplot is installed, latency-<date>.png (p99 against rate).
 Environment: ROUNDS (3), CONNS (1000), SIZE (64), PCTS ("25 50 75 90"), DURATION (5), SAT_DURATION (4),
 PIPELINE (4), SERVERS ("myriad fastwebsockets tungstenite"), MYRIAD_ARGS (extra flags for myriad),
-SKIP_BUILD=1. Logs under target/bench/latency-<stamp>/. Traffic stays on 127.0.0.1; every run ends
+SUFFIX (added to the result files' names), SKIP_BUILD=1. Logs under target/bench/latency-<stamp>/. Traffic stays on 127.0.0.1; every run ends
 by itself.
 """
 
@@ -41,6 +41,7 @@ SAT_DURATION = float(os.environ.get("SAT_DURATION", 4))
 PIPELINE = int(os.environ.get("PIPELINE", 4))
 SERVERS = os.environ.get("SERVERS", "myriad fastwebsockets tungstenite").split()
 MYRIAD_ARGS = os.environ.get("MYRIAD_ARGS", "").split()
+SUFFIX = os.environ.get("SUFFIX", "")
 SERVER_CPU = os.environ.get("SERVER_CPU", "0")
 LOAD_CPU = os.environ.get("LOAD_CPU", "1")
 MARGIN = 0.25
@@ -57,7 +58,7 @@ OUT = os.path.join(ROOT, "target/bench", "latency-" + STAMP)
 
 
 def start(server, port, tag):
-    if server == "myriad":
+    if server.startswith("myriad"):
         cmd = [BIN[server], "serve", "--listen", "127.0.0.1:%d" % port, "--workers", "1"] + MYRIAD_ARGS
     else:
         cmd = [BIN[server], "--listen", "127.0.0.1:%d" % port]
@@ -118,7 +119,7 @@ def one(server, tag, load_args, duration):
         out, err = load.communicate(timeout=duration + 120)
         llog.write(err)
         rec = json.loads(out.strip().splitlines()[-1])
-        if server == "myriad":
+        if server.startswith("myriad"):
             rec.update(loop_iterations(port))
     finally:
         proc.terminate()
@@ -150,7 +151,7 @@ def plot_png(runs):
                 if g:
                     f.write("%d %g\n" % (rate, statistics.median(g)))
             f.write("\n\n")
-    png = os.path.join(ROOT, "bench/results", "latency-%s.png" % DATE)
+    png = os.path.join(ROOT, "bench/results", "latency-%s%s.png" % (DATE, SUFFIX))
     script = ("set terminal png size 900,560; set output '%s'; set logscale y; "
               "set xlabel 'messages/s (open loop, %d connections x %d B)'; set ylabel 'p99 latency (us)'; "
               "set key top left; plot " % (png, CONNS, SIZE) +
@@ -222,18 +223,19 @@ def main():
             med = lambda k: statistics.median(r.get(k) or 0 for r in g)
             p99[server] = med("p99_us")
             plot.append((rate, server, med("p99_us")))
-            ratio = "{RATIO}" if server == "myriad" else ""
+            ratio = "{RATIO}" if server.startswith("myriad") else ""
             lines.append("| %d%% (%s/s) | %s | %g | %g | %g | %g | %g | %.2f | %s | %d of %d |" % (
                 pct, "{:,}".format(rate), server, med("p50_us"), med("p99_us"), med("p999_us"), med("max_us"),
                 med("lag_p99_us"), med("server_util"), ratio, len(g), ROUNDS))
-        peers = [v for s, v in p99.items() if s != "myriad"]
+        peers = [v for s, v in p99.items() if not s.startswith("myriad")]
         for i, l in enumerate(lines):
-            if l.startswith("| %d%% " % pct) and "| myriad |" in l:
-                ok = peers and "myriad" in p99 and min(peers)
-                lines[i] = l.replace("{RATIO}", "%.2f" % (p99["myriad"] / min(peers)) if ok else "-")
+            for ours in ("myriad",):
+                if l.startswith("| %d%% " % pct) and ("| %s |" % ours) in l:
+                    ok = peers and ours in p99 and min(peers)
+                    lines[i] = l.replace("{RATIO}", "%.2f" % (p99[ours] / min(peers)) if ok else "-")
     lines += ["", "<details><summary>Runs</summary>", "", "```"] + [json.dumps(r) for r in runs] + ["```", "</details>"]
     os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
-    path = os.path.join(ROOT, "bench/results", "latency-%s.md" % DATE)
+    path = os.path.join(ROOT, "bench/results", "latency-%s%s.md" % (DATE, SUFFIX))
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     plot_png(runs)
