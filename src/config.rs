@@ -152,6 +152,9 @@ pub struct Config {
     /// How often an SSE stream with nothing to send gets a comment, so that proxies do not
     /// close it as idle. Default 15 s.
     pub sse_heartbeat: Duration,
+    /// Long-poll sessions one reactor keeps (they hold no socket between polls, so the
+    /// open-files limit does not bound them); past it, a new one gets 503. Default 100,000.
+    pub max_poll_sessions: usize,
     /// Where the browser client is served (`GET`), while fallbacks are on; `None` serves it
     /// nowhere. Default `/myriad.js`.
     pub client_path: Option<String>,
@@ -204,6 +207,7 @@ impl Default for Config {
             session_timeout: Duration::from_secs(30),
             sse_heartbeat: Duration::from_secs(15),
             client_path: Some("/myriad.js".to_owned()),
+            max_poll_sessions: 100_000,
         }
     }
 }
@@ -234,6 +238,8 @@ setters! {
     sse_heartbeat: Duration;
     /// Sets `client_path`.
     client_path: Option<String>;
+    /// Sets `max_poll_sessions`.
+    max_poll_sessions: usize;
     /// Sets `listen`.
     listen: SocketAddr;
     /// Sets `workers`.
@@ -357,6 +363,18 @@ impl Config {
         }
         if self.read_budget == 0 {
             return Err("read_budget must be positive".into());
+        }
+        if self.fallback
+            && [self.poll_timeout, self.session_timeout, self.sse_heartbeat]
+                .iter()
+                .any(|d| d < &Duration::from_millis(1))
+        {
+            return Err(
+                "poll_timeout, session_timeout and sse_heartbeat must be at least 1 ms".into(),
+            );
+        }
+        if self.fallback && self.max_poll_sessions == 0 {
+            return Err("max_poll_sessions must be at least 1".into());
         }
         #[cfg(feature = "tls")]
         if let Some(t) = &self.tls {

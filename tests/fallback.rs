@@ -69,6 +69,9 @@ impl Handler for App {
             }
         }
     }
+    fn on_drain(&mut self, ws: &mut Ws<'_, ()>) {
+        self.note(format!("drain {:?} {}", ws.transport(), ws.buffered()));
+    }
     fn on_close(&mut self, ws: &mut Ws<'_, ()>, code: u16, reason: &[u8]) {
         let _ = ws;
         self.note(format!("close {code} {}", String::from_utf8_lossy(reason)));
@@ -291,6 +294,11 @@ fn long_poll_loses_nothing_and_times_out() {
     // The answer was lost: the same ack gets the same events again.
     assert_eq!(poll(0), (200, want.clone()));
     assert_eq!(poll(2), (200, want[2..].to_vec()));
+    assert_eq!(next(&rx), "text a");
+    assert_eq!(next(&rx), "text b");
+    // Everything sent has been acknowledged: on_drain, as for a socket that emptied.
+    let _ = poll(3);
+    assert_eq!(next(&rx), "drain Poll 0");
     // Nothing new: answered empty after the poll timeout.
     let t = Instant::now();
     assert_eq!(poll(3), (200, vec![]));
@@ -316,6 +324,14 @@ fn long_poll_loses_nothing_and_times_out() {
     assert_eq!(poll(3), (200, vec![(Some(4), "tlate".to_owned())]));
     assert!(t.elapsed() < Duration::from_millis(500));
     assert_eq!(poster.join().unwrap(), 204);
+    // A HEAD is no poll: it goes to on_request (404 here), and parks nothing.
+    let (s, _, b) = http(
+        server.addr,
+        "HEAD",
+        &format!("/chat?myriad-session={sid}&myriad-ack=4"),
+        b"",
+    );
+    assert_eq!((s, b.len()), (404, 0));
     // Bad acknowledgements.
     assert_eq!(poll(99).0, 400);
     assert_eq!(
@@ -426,7 +442,12 @@ fn uplink_bad_inputs() {
     assert!(got.iter().all(|(_, d)| d.len() == 1001), "{got:?}");
     assert!(got.len() >= 3 && got.len() <= 5, "{}", got.len());
     let noted: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
-    assert!(noted.iter().all(|n| n.starts_with("text yyy")), "{noted:?}");
+    assert!(
+        noted
+            .iter()
+            .all(|n| n.starts_with("text yyy") || n == "drain Poll 0"),
+        "{noted:?}"
+    );
 }
 
 #[test]
@@ -533,6 +554,27 @@ fn origin_policy() {
     assert!(open("Sec-Fetch-Site: same-origin\r\n").contains("200"));
     let poll = http(server.addr, "GET", "/chat?myriad-transport=poll", b"").0;
     assert_eq!(poll, 403);
+}
+
+/// Long-poll sessions hold no socket between polls: a cap per reactor bounds them (503).
+#[test]
+fn poll_sessions_are_capped() {
+    let (app, rx) = App::new();
+    let server = TestServer::start(config().workers(1).max_poll_sessions(2), app);
+    for _ in 0..2 {
+        assert_eq!(
+            http(server.addr, "GET", "/c?myriad-transport=poll", b"").0,
+            200
+        );
+        assert_eq!(next(&rx), "open Poll");
+    }
+    assert_eq!(
+        http(server.addr, "GET", "/c?myriad-transport=poll", b"").0,
+        503
+    );
+    // SSE sessions hold their socket: the open-files limit bounds them, not this cap.
+    let (_sse, head) = Sse::open(server.addr, "/chat");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
 
 #[test]

@@ -41,7 +41,7 @@ pub(crate) fn classify<'a>(
     let sid = param(q, SESSION);
     match (method, sid) {
         ("POST", Some(sid)) => Asks::Post { sid },
-        ("GET" | "HEAD", Some(sid)) => Asks::Poll {
+        ("GET", Some(sid)) => Asks::Poll {
             sid,
             // A missing ack is 0; a malformed one is refused by the caller (None).
             ack: param(q, ACK).map_or(Some(0), |a| a.parse().ok()),

@@ -69,7 +69,7 @@ pub(super) fn route<H: Handler>(
         return true;
     }
     shard.stats.http_requests += 1;
-    let session = (sid.epoch == shard.epoch)
+    let session = (sid.epoch == shard.epoch_of(sid.token.generation()))
         .then(|| shard.lookup(sid.token))
         .flatten()
         .filter(|&s| matches!(shard.conns[s].mode(), Some(Mode::Sse | Mode::Poll)));
@@ -163,6 +163,13 @@ fn open<H: Handler>(
             return;
         }
     }
+    if mode == Mode::Poll
+        && (shard.polls.sessions() >= shard.cfg.max_poll_sessions || shard.over_budget(0))
+    {
+        debug!("long-poll session refused (503): max_poll_sessions or the memory budget");
+        shard.reject(key, 503, &[], &[], HandshakeFailure::Overload);
+        return;
+    }
     let answer = guard::catch(shard, key, "on_upgrade", |_| handler.on_upgrade(req));
     let accept = match answer {
         None => {
@@ -190,10 +197,11 @@ fn open<H: Handler>(
     let reactor = shard.reactor;
     match mode {
         Mode::Sse => {
+            let token = shard.token(key);
             let sid = Sid {
                 reactor,
-                token: shard.token(key),
-                epoch: shard.epoch,
+                token,
+                epoch: shard.epoch_of(token.generation()),
             }
             .encode();
             let mut headers = accept.headers;
@@ -233,10 +241,11 @@ fn open<H: Handler>(
         }
         Mode::Poll => {
             let s = shard.new_poll_session(accept.data);
+            let token = shard.token(s);
             let sid = Sid {
                 reactor,
-                token: shard.token(s),
-                epoch: shard.epoch,
+                token,
+                epoch: shard.epoch_of(token.generation()),
             }
             .encode();
             let mut body = Vec::with_capacity(72);
@@ -279,6 +288,10 @@ fn poll<D>(shard: &mut Shard<D>, key: usize, s: usize, ack: Option<u64>, keep_al
         // Closed, and its close event acknowledged.
         shard.kill(s);
         refuse(shard, key, 410, "session closed\n", keep_alive);
+    } else if shard.conns[key].tx.is_some() {
+        // An earlier answer on this connection has not left: its bytes would wait in the
+        // session's slot. Rare (a client that sends before it reads).
+        refuse(shard, key, 503, "busy, poll again\n", false);
     } else {
         shard.park(key, s, keep_alive);
     }

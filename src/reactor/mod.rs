@@ -206,7 +206,7 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.shard.readable.is_empty() {
+        if !self.shard.readable.is_empty() || !self.shard.poll_ready.is_empty() {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();

@@ -209,7 +209,7 @@ impl<D> Shard<D> {
         s.subscriptions = self.topics.subscriptions() as u64;
         s.compressions = self.streams.compressions;
         s.publishes = self.published;
-        s.buffered_bytes = self.wire.tally.queued + self.input_buffered;
+        s.buffered_bytes = self.wire.tally.queued + self.input_buffered + self.polls.bytes;
         #[cfg(feature = "tls")]
         if let Some(l) = &self.wire.tls {
             s.tls_handshakes = l.completed;

@@ -24,13 +24,23 @@ use crate::transport::Moving;
 pub(crate) struct Polls {
     next: HashMap<u32, u32>,
     queues: HashMap<u32, Queue>,
+    /// Bytes in all queues (shared events counted in full): part of what the memory budget
+    /// bounds.
+    pub(crate) bytes: u64,
 }
 
 impl Polls {
     /// Forgets session `key` (its slot is freed).
     pub(crate) fn remove(&mut self, key: usize) {
         self.next.remove(&(key as u32));
-        self.queues.remove(&(key as u32));
+        if let Some(q) = self.queues.remove(&(key as u32)) {
+            self.bytes = self.bytes.saturating_sub(q.bytes as u64);
+        }
+    }
+
+    /// Long-poll sessions on this reactor.
+    pub(crate) fn sessions(&self) -> usize {
+        self.next.len()
     }
 
     /// Gives back spare capacity after a mass disconnect.
@@ -52,6 +62,16 @@ struct Queue {
 pub(crate) struct AckAhead;
 
 impl<D> Shard<D> {
+    /// The generation epoch in which `generation` was issued: the current one below the next
+    /// generation, the one before at or above it (issued before the counter wrapped).
+    pub(crate) fn epoch_of(&self, generation: u32) -> u32 {
+        if generation >= self.next_generation {
+            self.epoch.wrapping_sub(1)
+        } else {
+            self.epoch
+        }
+    }
+
     /// A generation for a new slot.
     pub(crate) fn fresh_generation(&mut self) -> u32 {
         let g = self.next_generation;
@@ -112,6 +132,7 @@ impl<D> Shard<D> {
         *next = n;
         let q = self.polls.queues.entry(key as u32).or_default();
         q.bytes += ev.len();
+        self.polls.bytes += ev.len() as u64;
         q.events.push_back(ev);
         if self.conns[key].socket.is_some() {
             self.poll_ready.push(key);
@@ -136,10 +157,15 @@ impl<D> Shard<D> {
             for _ in 0..n {
                 if let Some(ev) = q.events.pop_front() {
                     q.bytes -= ev.len();
+                    self.polls.bytes = self.polls.bytes.saturating_sub(ev.len() as u64);
                 }
             }
             if q.events.is_empty() {
                 self.polls.queues.remove(&k);
+                if n > 0 && self.conns[key].is_open() {
+                    // What was sent has arrived: `on_drain`, as when a socket's queue empties.
+                    self.drained.push(key);
+                }
             }
         }
         Ok(())
@@ -208,6 +234,11 @@ impl<D> Shard<D> {
     /// for a poll to take the event, or the session timeout.
     pub(crate) fn poll_closing(&mut self, key: usize) {
         if self.conns[key].socket.is_none() {
+            if self.bus.stopping() {
+                // Shutting down: no poll will come for the close event.
+                self.kill(key);
+                return;
+            }
             let t = self.cfg.session_timeout;
             self.arm(key, t);
         }
@@ -287,7 +318,14 @@ impl<D> Shard<D> {
         };
         if let Err(e) = self.reregister(to, interest) {
             debug!("reregister: {e}");
-            self.conns[to].socket = None;
+            let c = &mut self.conns[to];
+            c.socket = None;
+            c.flags.set_want_write(false);
+            crate::transport::discard(c, &mut self.wire);
+            #[cfg(feature = "tls")]
+            if let Some(l) = self.wire.tls.as_mut() {
+                l.remove(to);
+            }
         }
     }
 

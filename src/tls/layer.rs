@@ -116,8 +116,8 @@ impl Layer {
         self.put(to, t);
     }
 
-    /// Takes connection `key`'s TLS state out (its socket leaves this slot). A connection
-    /// still in its handshake stays: only established ones move.
+    /// Takes connection `key`'s TLS state out (its socket leaves this slot); the handshake
+    /// count follows it.
     pub(crate) fn take(&mut self, key: usize) -> Option<Moved> {
         let conn = self.conns.get_mut(key)?.take()?;
         if conn.is_handshaking() {
