@@ -498,3 +498,113 @@ fn bad_certificates_fail_the_start() {
         .unwrap();
     assert!(e.to_string().contains("/nonexistent/c.pem"), "{e}");
 }
+
+/// One HTTPS request on a fresh connection (closed after): status and body.
+fn https(
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+    method: &str,
+    target: &str,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut s = tls_stream(addr, "localhost", cfg).unwrap();
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            // The server closed without close_notify after `Connection: close`: the bytes are in.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    let at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let status = String::from_utf8_lossy(&all[9..12]).parse().unwrap();
+    (status, all[at..].to_vec())
+}
+
+/// Fallback sessions over TLS (issue 14): an SSE stream over TLS 1.3; POSTs over fresh TLS 1.3
+/// and 1.2 connections land on any of four reactors and move, with their TLS state (rustls', or
+/// the handover's records), to the session's; a long-poll parked over TLS is answered there.
+#[test]
+fn fallback_sessions_over_tls_move_with_their_connection() {
+    let c = cert(&["localhost"]);
+    let (srv, ev) = start_recorder(tls_config(&c).workers(4));
+    let mut sse = tls_stream(srv.addr, "localhost", tls13(&c)).unwrap();
+    sse.write_all(b"GET /chat HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut next_event = |got: &mut Vec<u8>| -> String {
+        loop {
+            if let Some(p) = got.windows(2).position(|w| w == b"\n\n") {
+                let ev: Vec<u8> = got.drain(..p + 2).collect();
+                let text = String::from_utf8(ev).unwrap();
+                if let Some(i) = text.find("data: ") {
+                    return text[i + 6..].trim_end().to_owned();
+                }
+                continue;
+            }
+            let n = sse.read(&mut buf).unwrap();
+            assert!(n > 0, "SSE stream ended");
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    // The head and the session event come together.
+    let first = next_event(&mut got);
+    let sid = first
+        .strip_prefix('s')
+        .expect("the session event")
+        .to_owned();
+    assert_eq!(sid.len(), 64, "{first:?}");
+    let _ = ev.opened();
+    let target = format!("/chat?myriad-session={sid}");
+    for i in 0..12 {
+        let cfg = if i % 2 == 0 { tls13(&c) } else { tls12(&c) };
+        let body = format!("t{}:m{i}", 1 + i.to_string().len());
+        assert_eq!(
+            https(srv.addr, cfg, "POST", &target, body.as_bytes()).0,
+            204
+        );
+    }
+    for i in 0..12 {
+        assert_eq!(next_event(&mut got), format!("tm{i}"));
+    }
+    assert!(srv.handle().stats().total.fallback_handovers > 0);
+    // Long-polling over TLS: a parked poll is answered when a POST (on another connection,
+    // perhaps another reactor) brings something.
+    let (s, body) = https(
+        srv.addr,
+        tls13(&c),
+        "GET",
+        "/chat?myriad-transport=poll",
+        b"",
+    );
+    assert_eq!(s, 200);
+    let psid = String::from_utf8(body).unwrap()[7..].trim().to_owned();
+    let addr = srv.addr;
+    let (cfg12, ptarget) = (tls12(&c), format!("/chat?myriad-session={psid}"));
+    let poster = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        https(addr, cfg12, "POST", &ptarget, b"t5:hello").0
+    });
+    let (s, body) = https(
+        srv.addr,
+        tls13(&c),
+        "GET",
+        &format!("/chat?myriad-session={psid}&myriad-ack=0"),
+        b"",
+    );
+    assert_eq!(poster.join().unwrap(), 204);
+    assert_eq!(
+        (s, String::from_utf8(body).unwrap()),
+        (200, "id: 1\ndata: thello\n\n".to_owned())
+    );
+}
