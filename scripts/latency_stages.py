@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Where echo latency goes (issue 16): the open-loop run of scripts/latency.py, with the kernel's
-scheduler trace of the server process over the middle of the window (`perf sched record`, then
-`perf sched timehist`). Each time the server's thread runs is one wakeup; the trace gives, per
+"""Where echo latency goes (issue 16): the open-loop run of scripts/latency.py twice per point:
+once as it is (the end-to-end percentiles), once with the kernel's scheduler trace over the middle of
+the window (`perf record -a -e sched:sched_switch,sched:sched_wakeup`, then `perf sched timehist` for
+the server's process; tracing costs time, so its run's own percentiles are kept apart). Each time the server's thread runs is one wakeup; the trace gives, per
 wakeup, the scheduling delay (woken until running: the kernel's share before the server sees the
 bytes) and the run time (running until it sleeps again: reading, handling and writing every message
 that woke it). With the end-to-end percentiles from the generator, the rest is the network path
@@ -55,7 +56,7 @@ def stages(data, pid):
     return delay, run
 
 
-def one(server, rate, tag):
+def one(server, rate, tag, trace):
     port = lat.free_port()
     proc = lat.start(server, port, tag)
     data = os.path.join(lat.OUT, tag + ".perf.data")
@@ -68,12 +69,16 @@ def one(server, rate, tag):
             line = load.stderr.readline()
             if not line or line.startswith("ramp done"):
                 break
-        time.sleep(max(0.0, (DURATION - PERF_SECONDS) / 2))
-        subprocess.run(["perf", "sched", "record", "-a", "-o", data, "--", "sleep", str(PERF_SECONDS)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=PERF_SECONDS + 60)
+        delay, run = [], []
+        if trace:
+            time.sleep(max(0.0, (DURATION - PERF_SECONDS) / 2))
+            subprocess.run(["perf", "record", "-a", "-e", "sched:sched_switch", "-e", "sched:sched_wakeup",
+                            "-o", data, "--", "sleep", str(PERF_SECONDS)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=PERF_SECONDS + 60)
         out, _ = load.communicate(timeout=DURATION + 120)
         rec = json.loads(out.strip().splitlines()[-1])
-        delay, run = stages(data, proc.pid)
+        if trace:
+            delay, run = stages(data, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -82,10 +87,12 @@ def one(server, rate, tag):
             proc.kill()
         if os.path.exists(data):
             os.remove(data)
+    if not trace:
+        return {"p50_us": rec["p50_us"], "p99_us": rec["p99_us"], "p999_us": rec["p999_us"]}
     wakeups = len(run) / PERF_SECONDS
     return {
-        "server": server, "rate": rate, "p50_us": rec["p50_us"], "p99_us": rec["p99_us"],
-        "p999_us": rec["p999_us"], "wakeups_per_s": round(wakeups),
+        "server": server, "rate": rate, "traced_p50_us": rec["p50_us"], "traced_p99_us": rec["p99_us"],
+        "wakeups_per_s": round(wakeups),
         "msgs_per_wakeup": round(rate / wakeups, 2) if wakeups else None,
         "delay_p50_us": round(pct(delay, 50), 1), "delay_p99_us": round(pct(delay, 99), 1),
         "delay_max_us": round(max(delay or [0]), 1), "run_p50_us": round(pct(run, 50), 1),
@@ -101,7 +108,9 @@ def main():
         for rate in RATES:
             order = SERVERS[rnd - 1:] + SERVERS[:rnd - 1] if rnd <= len(SERVERS) else SERVERS
             for server in order:
-                r = one(server, rate, "stages-r%d-%d-%s" % (rnd, rate, server))
+                tag = "stages-r%d-%d-%s" % (rnd, rate, server)
+                r = one(server, rate, tag, True)
+                r.update(one(server, rate, tag + "-plain", False))
                 r["round"] = rnd
                 runs.append(r)
                 print("stages:", json.dumps(r), flush=True)
@@ -110,18 +119,19 @@ def main():
         "Command: `RATES=\"%s\" SERVERS=\"%s\" ROUNDS=%d DURATION=%g PERF_SECONDS=%g scripts/latency_stages.py` "
         "(run %s)" % (" ".join(map(str, RATES)), " ".join(SERVERS), ROUNDS, DURATION, PERF_SECONDS, lat.STAMP), "",
         "- %d connections x %d B, open loop (`myriad-load echo --rate`), server (one worker) on CPU %s, generator "
-        "on CPU %s; latency from each message's scheduled send time, microseconds, medians over rounds." % (
+        "on CPU %s; latency from each message's scheduled send time, microseconds, medians over rounds; e2e: a "
+        "run without tracing; traced: the run with the trace (tracing's own cost included)." % (
             lat.CONNS, lat.SIZE, lat.SERVER_CPU, lat.LOAD_CPU),
         "- Server stages from `perf sched timehist` over %g s in the middle of the window: each time the server's "
         "thread runs is one wakeup; delay = woken until running (the scheduler), run = running until it sleeps "
         "again (read, handle and write everything that woke it); busy = share of the window it ran." % PERF_SECONDS,
         "",
-        "| rate | server | e2e p50 | e2e p99 | e2e p99.9 | wakeups/s | msgs/wakeup | delay p50 | delay p99 | "
-        "delay max | run p50 | run p99 | run max | busy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| rate | server | e2e p50 | e2e p99 | e2e p99.9 | traced p50 | traced p99 | wakeups/s | msgs/wakeup | "
+        "delay p50 | delay p99 | delay max | run p50 | run p99 | run max | busy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    keys = ["p50_us", "p99_us", "p999_us", "wakeups_per_s", "msgs_per_wakeup", "delay_p50_us", "delay_p99_us",
-            "delay_max_us", "run_p50_us", "run_p99_us", "run_max_us", "busy"]
+    keys = ["p50_us", "p99_us", "p999_us", "traced_p50_us", "traced_p99_us", "wakeups_per_s", "msgs_per_wakeup",
+            "delay_p50_us", "delay_p99_us", "delay_max_us", "run_p50_us", "run_p99_us", "run_max_us", "busy"]
     for rate in RATES:
         for server in SERVERS:
             g = [r for r in runs if r["rate"] == rate and r["server"] == server]
