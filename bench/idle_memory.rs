@@ -3,11 +3,11 @@
 //! they close; without compression, and with permessage-deflate negotiated in each context mode;
 //! then with each connection subscribed to one pub/sub topic (the same for all), and to four,
 //! which gives the bytes per subscription (against the run without).
-//! Then fallback sessions: idle SSE streams (the first event read), and long-poll sessions each
-//! with a poll parked on it (the state of an idle long-poll client).
 //! Then over wss (TLS 1.3, a certificate made by rcgen): the same figure, and the live heap bytes
 //! per connection from a counting allocator (what the server allocated and still holds), beside
 //! the size of the boxed TLS state.
+//! Then fallback sessions: idle SSE streams (the first event read), and long-poll sessions each
+//! with a poll parked on it (the state of an idle long-poll client).
 //! Each configuration runs in a fresh process (this same executable), and the clients live in
 //! another child process, so that neither earlier runs nor client memory and file descriptors are
 //! counted against the server. Run: `cargo bench --bench idle_memory` (`-- wss` for that one only).
@@ -104,15 +104,7 @@ fn open(addr: std::net::SocketAddr, deflate: bool) -> std::io::Result<std::net::
         offer,
     );
     s.write_all(&req)?;
-    let mut head = Vec::new();
-    let mut b = [0u8; 1024];
-    while myriad::proto::handshake::find_head_end(&head, 0).is_none() {
-        let n = s.read(&mut b)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        head.extend_from_slice(&b[..n]);
-    }
+    let head = read_until(&mut s, b"\r\n\r\n")?;
     let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
     if !text.starts_with("http/1.1 101") || (deflate != text.contains("permessage-deflate")) {
         return Err(std::io::Error::other("unexpected upgrade answer"));
@@ -120,8 +112,9 @@ fn open(addr: std::net::SocketAddr, deflate: bool) -> std::io::Result<std::net::
     Ok(s)
 }
 
-/// Reads from `s` until `end` has been seen; returns everything read.
-fn read_until(s: &mut std::net::TcpStream, end: &[u8]) -> std::io::Result<Vec<u8>> {
+/// Reads from `s` until `end` has been seen (a response head's blank line, an event's); returns
+/// everything read.
+fn read_until(s: &mut impl Read, end: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut got = Vec::new();
     let mut b = [0u8; 1024];
     while !got.windows(end.len()).any(|w| w == end) {
@@ -179,15 +172,7 @@ fn open_tls(
         None,
     );
     s.write_all(&req)?;
-    let mut head = Vec::new();
-    let mut b = [0u8; 1024];
-    while myriad::proto::handshake::find_head_end(&head, 0).is_none() {
-        let n = s.read(&mut b)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        head.extend_from_slice(&b[..n]);
-    }
+    let head = read_until(&mut s, b"\r\n\r\n")?;
     if !head.starts_with(b"HTTP/1.1 101") {
         return Err(std::io::Error::other("unexpected upgrade answer"));
     }

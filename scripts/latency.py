@@ -94,24 +94,39 @@ def loop_iterations(port):
             "loops_over_1ms": over("0.001"), "loops_over_10ms": over("0.01")}
 
 
+def stop(proc):
+    """Stops a server: SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def start_load(port, load_args, duration, log=None):
+    """`myriad-load echo` against `port` (CONNS x SIZE, pinned to LOAD_CPU) with `load_args`; returns
+    the process and whether its ramp finished (every connection open), once it has; its stderr up to
+    there goes to `log`."""
+    args = ["taskset", "-c", LOAD_CPU, LOAD, "echo", "--server", "127.0.0.1:%d" % port,
+            "-c", str(CONNS), "-s", str(SIZE), "-d", str(duration), "--ramp-timeout", "60",
+            "--in-flight", "128"] + load_args
+    load = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:
+        line = load.stderr.readline()
+        if not line:
+            return load, False
+        if log is not None:
+            log.write(line)
+        if line.startswith("ramp done"):
+            return load, True
+
+
 def one(server, tag, load_args, duration):
     port = free_port()
     proc = start(server, port, tag)
     try:
-        args = ["taskset", "-c", LOAD_CPU, LOAD, "echo", "--server", "127.0.0.1:%d" % port,
-                "-c", str(CONNS), "-s", str(SIZE), "-d", str(duration), "--ramp-timeout", "60",
-                "--in-flight", "128"] + load_args
-        load = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         llog = open(os.path.join(OUT, tag + ".load.log"), "w")
-        ramp = False
-        while True:
-            line = load.stderr.readline()
-            if not line:
-                break
-            llog.write(line)
-            if line.startswith("ramp done"):
-                ramp = True
-                break
+        load, ramp = start_load(port, load_args, duration, llog)
         t0, c0 = time.time(), ticks(proc.pid)
         if ramp:
             time.sleep(max(0.1, duration - MARGIN))
@@ -122,11 +137,7 @@ def one(server, tag, load_args, duration):
         if server.startswith("myriad"):
             rec.update(loop_iterations(port))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     rec["server_util"] = round((c1 - c0) / CLK_TCK / max(t1 - t0, 1e-9), 3)
     rec["ok"] = ramp and rec.get("opened") == CONNS and not rec.get("errors")
     return rec

@@ -37,14 +37,7 @@ def one(server, rate):
     proc = lat.start(server, port, tag)
     data = os.path.join(lat.OUT, tag + ".perf.data")
     try:
-        args = ["taskset", "-c", lat.LOAD_CPU, lat.LOAD, "echo", "--server", "127.0.0.1:%d" % port,
-                "-c", str(lat.CONNS), "-s", str(lat.SIZE), "-d", str(DURATION), "--ramp-timeout", "60",
-                "--in-flight", "128", "--rate", str(rate)]
-        load = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        while True:
-            line = load.stderr.readline()
-            if not line or line.startswith("ramp done"):
-                break
+        load, _ = lat.start_load(port, ["--rate", str(rate)], DURATION)
         time.sleep(max(0.0, (DURATION - PERF_SECONDS) / 2))
         subprocess.run(["perf", "record", "-F", "4999", "-g", "-p", str(proc.pid), "-o", data, "--", "sleep",
                         str(PERF_SECONDS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -52,11 +45,7 @@ def one(server, rate):
         out, _ = load.communicate(timeout=DURATION + 120)
         rec = json.loads(out.strip().splitlines()[-1])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        lat.stop(proc)
     dso, sym = report(data, "dso"), report(data, "sym")[:TOP]
     os.remove(data)
     return rec, dso, sym

@@ -61,14 +61,7 @@ def one(server, rate, tag, trace):
     proc = lat.start(server, port, tag)
     data = os.path.join(lat.OUT, tag + ".perf.data")
     try:
-        args = ["taskset", "-c", lat.LOAD_CPU, lat.LOAD, "echo", "--server", "127.0.0.1:%d" % port,
-                "-c", str(lat.CONNS), "-s", str(lat.SIZE), "-d", str(DURATION), "--ramp-timeout", "60",
-                "--in-flight", "128", "--rate", str(rate)]
-        load = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        while True:
-            line = load.stderr.readline()
-            if not line or line.startswith("ramp done"):
-                break
+        load, _ = lat.start_load(port, ["--rate", str(rate)], DURATION)
         delay, run = [], []
         if trace:
             time.sleep(max(0.0, (DURATION - PERF_SECONDS) / 2))
@@ -80,11 +73,7 @@ def one(server, rate, tag, trace):
         if trace:
             delay, run = stages(data, proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        lat.stop(proc)
         if os.path.exists(data):
             os.remove(data)
     if not trace:
@@ -144,7 +133,7 @@ def main():
     path = os.path.join(lat.ROOT, "bench/results", "latency-stages-%s%s.md" % (lat.DATE, lat.SUFFIX))
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    print("\n".join(lines[:8 + len(RATES) * len(SERVERS)]))
+    print("\n".join(lines[:9 + len(RATES) * len(SERVERS)]))
     print("stages: written to", path)
     return 0
 

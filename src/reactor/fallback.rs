@@ -341,35 +341,14 @@ fn post<H: Handler>(
                     h.on_message(ws, Message::Binary(b));
                 });
             }
-            Frame::Close(code, reason) => client_close(shard, handler, s, code, reason),
+            // The client closed it: the close event back (its echo, as a WebSocket's Close is
+            // answered), `on_close`, then the session ends.
+            Frame::Close(code, reason) => {
+                lifecycle::end_stream(shard, handler, s, code, reason, false);
+            }
         }
     }
     shard.respond(key, 204, b"", keep_alive);
-}
-
-/// The client closed session `s` with `code` and `reason`: `on_close`, the close event back
-/// (its echo, as a WebSocket's Close is answered), then the session ends.
-fn client_close<H: Handler>(
-    shard: &mut Shard<H::Data>,
-    handler: &mut H,
-    s: usize,
-    code: u16,
-    reason: &str,
-) {
-    if let Kind::Stream(st) = &mut shard.conns[s].kind {
-        if st.reported {
-            return;
-        }
-        st.reported = true;
-    }
-    lifecycle::report(shard, handler, s, code, reason.as_bytes());
-    let mode = shard.conns[s].mode();
-    shard.end_stream(s, code, reason);
-    if mode == Some(Mode::Poll) {
-        shard.poll_closing(s);
-    } else {
-        shard.linger(s);
-    }
 }
 
 /// Answers the polls parked on sessions that have events now.

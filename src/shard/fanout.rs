@@ -247,21 +247,16 @@ impl<D> Shard<D> {
             self.count_dropped(key, idx.len() as u64);
             return;
         }
-        if take == Take::Chunks {
+        if matches!(take, Take::Chunks | Take::Queue) {
+            // One message at a time: a chunk of its own, or the shared event into the queue.
             for &i in idx {
                 let m = &batch[i as usize].message;
-                if self.send_chunk(key, m.payload()) == SendStatus::Dropped {
-                    *self.dropped.entry(key).or_default() += 1;
+                let status = if take == Take::Chunks {
+                    self.send_chunk(key, m.payload())
                 } else {
-                    self.deliveries += 1;
-                }
-            }
-            return;
-        }
-        if take == Take::Queue {
-            for &i in idx {
-                let ev = batch[i as usize].message.event().clone();
-                if self.poll_push(key, ev) == SendStatus::Dropped {
+                    self.poll_push(key, m.event().clone())
+                };
+                if status == SendStatus::Dropped {
                     *self.dropped.entry(key).or_default() += 1;
                 } else {
                     self.deliveries += 1;

@@ -79,7 +79,7 @@ pub(crate) struct Shard<D> {
     pub(crate) readable: Vec<Token>,
     /// permessage-deflate streams and per-connection state.
     pub(crate) streams: Streams,
-    /// Scratch for inflated and deflated messages (taken out while in use).
+    /// Scratch for inflated and deflated messages, and SSE events (taken out while in use).
     pub(crate) inflated: Vec<u8>,
     deflated: Vec<u8>,
     /// Scratch for the 101 answer and its extension header.
@@ -339,18 +339,9 @@ impl<D> Shard<D> {
             return;
         }
         let _ = socket.set_nodelay(true);
-        let generation = self.fresh_generation();
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let token = Token::new(key, generation);
-        if let Err(e) = self.registry.register(
-            &mut socket,
-            mio::Token(token.0 as usize),
-            Interest::READABLE,
-        ) {
-            debug!("register: {e}");
+        let Some((key, generation)) = self.register_new(&mut socket) else {
             return;
-        }
+        };
         #[cfg(feature = "tls")]
         if let Some(layer) = self.wire.tls.as_mut()
             && let Err(e) = layer.admit(key)
@@ -362,10 +353,30 @@ impl<D> Shard<D> {
         }
         let mut conn = Conn::new(socket, generation);
         conn.flags.set_pending(true);
-        entry.insert(conn);
+        let inserted = self.conns.insert(conn);
+        debug_assert_eq!(inserted, key);
         self.pending.begin(key, Some(ip));
         let timeout = self.cfg.handshake_timeout;
         self.arm(key, timeout);
+    }
+
+    /// Registers `socket` for readable events under the token of the slot the next insert will
+    /// take, with a fresh generation; the caller inserts its connection there before any other.
+    /// `None` when the registration fails (the socket is then dropped, which closes it).
+    pub(crate) fn register_new(&mut self, socket: &mut TcpStream) -> Option<(usize, u32)> {
+        let generation = self.fresh_generation();
+        let key = self.conns.vacant_key();
+        let token = Token::new(key, generation);
+        match self
+            .registry
+            .register(socket, mio::Token(token.0 as usize), Interest::READABLE)
+        {
+            Ok(()) => Some((key, generation)),
+            Err(e) => {
+                debug!("register: {e}");
+                None
+            }
+        }
     }
 
     /// The connection becomes what the application is shown: a WebSocket (the upgrade is

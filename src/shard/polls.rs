@@ -13,7 +13,6 @@ use super::Shard;
 use crate::conn::{Conn, Kind, Mode, Stream};
 use crate::fallback::event;
 use crate::http::{self, Body};
-use crate::id::Token;
 use crate::message::SendStatus;
 use crate::transport::Moving;
 
@@ -358,19 +357,9 @@ impl<D> Shard<D> {
             #[cfg(feature = "tls")]
             tls,
         } = m;
-        let generation = self.fresh_generation();
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let token = Token::new(key, generation);
-        if let Err(e) = self.registry.register(
-            &mut socket,
-            mio::Token(token.0 as usize),
-            Interest::READABLE,
-        ) {
-            debug!("register: {e}");
-            return None;
-        }
-        entry.insert(Conn::new(socket, generation));
+        let (key, generation) = self.register_new(&mut socket)?;
+        let inserted = self.conns.insert(Conn::new(socket, generation));
+        debug_assert_eq!(inserted, key);
         #[cfg(feature = "tls")]
         if let (Some(l), Some(t)) = (self.wire.tls.as_mut(), tls) {
             l.put(key, t);

@@ -133,17 +133,29 @@ impl<D> Shard<D> {
         if mode == Some(Mode::Chunked) {
             return self.send_chunk(key, payload);
         }
-        let mut ev = Vec::with_capacity(payload.len() + 16);
-        event::message(text, payload, &mut ev);
         if mode == Some(Mode::Poll) {
+            // The queue keeps it: an allocation of its own.
+            let mut ev = Vec::with_capacity(payload.len() + 16);
+            event::message(text, payload, &mut ev);
             return self.poll_push(key, Arc::new(ev));
         }
-        if let Some(s) = self.over_limit(key, ev.len()) {
-            return s;
+        // An SSE stream: encoded into the scratch shared with compression, then corked or
+        // queued like a frame.
+        let mut ev = std::mem::take(&mut self.deflated);
+        ev.clear();
+        event::message(text, payload, &mut ev);
+        let status = match self.over_limit(key, ev.len()) {
+            Some(s) => s,
+            None => {
+                self.emit(key, &[&ev]);
+                self.stats.messages_sent += 1;
+                self.status(key)
+            }
+        };
+        if ev.capacity() <= 1 << 20 {
+            self.deflated = ev;
         }
-        self.emit(key, &[&ev]);
-        self.stats.messages_sent += 1;
-        self.status(key)
+        status
     }
 
     /// Ends a stream that is still open with `code` and `reason`: the last chunk, or the close

@@ -26,6 +26,8 @@ import tempfile
 import threading
 import time
 
+from browser_lib import Checks, find_chromium, free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("MYRIAD_BIN", os.path.join(ROOT, "target/release/myriad"))
 
@@ -75,14 +77,6 @@ ws.onclose = (ev) => { report.close = {code: ev.code, reason: ev.reason, clean: 
 ws.onerror = () => { report.error = "websocket error"; };
 </script>
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def make_cert(dirname):
@@ -183,18 +177,8 @@ def scenario(chromium, scheme, check):
 
 
 def main():
-    passed, failed = 0, 0
-
-    def check(name, cond, detail=""):
-        nonlocal passed, failed
-        if cond:
-            passed += 1
-            print(f"PASS {name}")
-        else:
-            failed += 1
-            print(f"FAIL {name} {detail}")
-
-    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    check = Checks("chromium")
+    chromium = find_chromium()
     if not chromium:
         print("FAIL chromium not installed (scripts/test.sh installs Debian's chromium)")
         print("chromium: 0 passed, 1 failed")
@@ -203,8 +187,7 @@ def main():
     # seals and opens the records itself).
     for scheme in ("ws", "wss", "wss-handover"):
         scenario(chromium, scheme, check)
-    print(f"chromium: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    return check.summary()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+from browser_lib import Checks, find_chromium, free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("MYRIAD_BIN", os.path.join(ROOT, "target/release/myriad"))
 SHOT = os.path.join(ROOT, "target", "dashboard.png")
@@ -29,27 +31,9 @@ UPGRADE = (b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgr
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def main():
-    passed, failed = 0, 0
-
-    def check(name, cond, detail=""):
-        nonlocal passed, failed
-        if cond:
-            passed += 1
-            print(f"PASS {name}")
-        else:
-            failed += 1
-            print(f"FAIL {name} {detail}")
-
-    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    check = Checks("dashboard")
+    chromium = find_chromium()
     if not chromium:
         print("FAIL chromium not installed (scripts/test.sh installs Debian's chromium)")
         print("dashboard: 0 passed, 1 failed")
@@ -99,8 +83,7 @@ def main():
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(profile, ignore_errors=True)
-    print(f"dashboard: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    return check.summary()
 
 
 if __name__ == "__main__":

@@ -27,13 +27,12 @@ import http.server
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
+
+from browser_lib import Checks, find_chromium, free_port, stop, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("MYRIAD_BIN", os.path.join(ROOT, "target/release/myriad"))
@@ -183,36 +182,6 @@ async function pubsubTest() {
 """
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
-def stop(proc, sig=signal.SIGTERM):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def expected_publishes(topic):
     out = []
     for side in ("a", "b"):
@@ -320,18 +289,8 @@ def scenario(name, want, chromium, nginx, echo_port, pubsub_port, check):
 
 
 def main():
-    passed, failed = 0, 0
-
-    def check(name, cond, detail=""):
-        nonlocal passed, failed
-        if cond:
-            passed += 1
-            print(f"PASS {name}")
-        else:
-            failed += 1
-            print(f"FAIL {name} {detail}")
-
-    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    check = Checks("fallback")
+    chromium = find_chromium()
     nginx = os.environ.get("NGINX") or shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx")
     missing = [what for what, path in (("chromium", chromium), ("nginx", nginx), ("myriad binary " + BIN, os.access(BIN, os.X_OK))) if not path]
     if missing:
@@ -353,8 +312,7 @@ def main():
     finally:
         for s in servers:
             stop(s)
-    print(f"fallback: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    return check.summary()
 
 
 if __name__ == "__main__":
